@@ -1,0 +1,115 @@
+"""Shared fixtures: tiny in-process models, and the two packaged real models (cached once per machine)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+HH_DEV = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "dev.jsonl"
+CACHE = Path(os.environ.get("REWARDKIT_TEST_CACHE", ROOT / ".cache" / "test-models"))
+
+CHARS = [chr(c) for c in range(32, 127)] + ["\n", "’", "÷"]
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<|user|>", "<|assistant|>", "<|system|>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def make_char_tokenizer(add_bos: bool = True, chat_template: str | None = CHAT_TEMPLATE, pad: bool = True):
+    """A character-level fast tokenizer that (optionally) adds <s> in front of every encoding, like Llama's."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(SPECIALS + CHARS)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
+    tok.add_special_tokens(SPECIALS)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>" if pad else None
+    )
+    if chat_template:
+        fast.chat_template = chat_template
+    return fast
+
+
+def make_tiny_llama(tokenizer, seed: int = 0, num_labels: int = 1):
+    from transformers import LlamaConfig, LlamaForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    model = LlamaForSequenceClassification(cfg).eval()
+    torch.nn.init.normal_(model.score.weight, std=0.5)
+    return model
+
+
+def make_tiny_bert(tokenizer, seed: int = 0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=2048, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+    )
+    return BertForSequenceClassification(cfg).eval()
+
+
+@pytest.fixture
+def char_tokenizer():
+    return make_char_tokenizer()
+
+
+@pytest.fixture
+def tiny_llama_dir(tmp_path, char_tokenizer):
+    """A saved tiny Llama sequence classifier + its tokenizer (with chat template), as a folder."""
+    out = tmp_path / "tiny-llama"
+    make_tiny_llama(char_tokenizer).save_pretrained(out)
+    char_tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+    from rewardkit.assets import minilm_dir as find
+
+    return find()
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir():
+    """SmolLM2-135M-Instruct converted once from GGUF to a safetensors causal-LM folder (~40 s the first time)."""
+    target = CACHE / "smollm2-135m-instruct"
+    if not (target / "config.json").is_file():
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rewardkit.assets import smollm2_gguf
+
+        folder, name = smollm2_gguf()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=CACHE))
+        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
+        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def hh_dev():
+    if not HH_DEV.is_file():
+        pytest.skip(f"{HH_DEV} not found (../shared beside the checkout)")
+    return HH_DEV
