@@ -1,0 +1,128 @@
+"""`rewardkit` command line: train, demo, score, eval, serve. Heavy imports live inside the commands."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from rewardkit.errors import RewardkitError
+
+USAGE = """usage: rewardkit <command> [options]
+
+commands:
+  train   train a pairwise (Bradley-Terry) reward model (LoRA or full fine-tuning)
+  score   score conversations with any reward model (classifier, custom head, generative judge)
+  eval    evaluate a reward model on preference sets (accuracy with CIs, calibration, length bias)
+  serve   serve a reward model over HTTP (dynamic batching, OpenRLHF and vLLM compatible routes)
+  demo    train on the built-in synthetic preference set with MiniLM and score the apples example
+
+`rewardkit <command> --help` lists a command's options. A YAML/JSON file may be given as
+`rewardkit <command> --config FILE [more flags]`; flags after it override the file.
+"""
+
+
+def config_to_argv(path: str) -> list[str]:
+    """The flags that a YAML/JSON config file stands for (`key: value` → `--key value`)."""
+    import json
+
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise RewardkitError(f"--config {path}: no such file")
+    try:
+        data = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise RewardkitError(f"--config {path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({e})") from e
+    if not isinstance(data, dict):
+        raise RewardkitError(f"--config {path}: expected a mapping of option names to values")
+    argv: list[str] = []
+    for key, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        argv += [f"--{key}"] + [str(v) for v in values]
+    return argv
+
+
+def expand_config(argv: list[str]) -> list[str]:
+    """Replace `--config FILE` (or a lone first argument ending in .yaml/.yml/.json) by its flags."""
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")) and not argv[0].startswith("-"):
+        return config_to_argv(argv[0]) + argv[1:]
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise RewardkitError("--config needs a file name")
+        return argv[:i] + config_to_argv(argv[i + 1]) + argv[i + 2 :]
+    return argv
+
+
+def parse_dataclasses(types: tuple, argv: list[str], prog: str):
+    """Parse `argv` into `types` with HfArgumentParser; unknown flags are an error naming them."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(types, prog=prog)
+    try:
+        return parser.parse_args_into_dataclasses(args=argv)
+    except ValueError as e:  # HfArgumentParser reports leftover flags this way
+        raise RewardkitError(str(e).splitlines()[0]) from e
+
+
+def cmd_train(argv: list[str]) -> int:
+    from transformers import TrainingArguments
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments, translate_legacy_args
+    from rewardkit.train.run import run_train
+
+    argv = translate_legacy_args(expand_config(argv))
+    if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
+        argv += ["--output_dir", "outputs/reward-model"]
+    model_args, data_args, training_args, script_args = parse_dataclasses(
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "rewardkit train")
+    run_train(model_args, data_args, training_args, script_args)
+    return 0
+
+
+def cmd_demo(argv: list[str]) -> int:
+    from rewardkit.demo import DemoArguments, run_demo
+
+    (args,) = parse_dataclasses((DemoArguments,), expand_config(argv), "rewardkit demo")
+    run_demo(args)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "demo": cmd_demo}
+
+
+def _optional_commands() -> None:
+    """Commands whose modules exist (score/eval/serve are added as they land)."""
+    import importlib
+
+    for name in ("score", "eval", "serve"):
+        try:
+            module = importlib.import_module(f"rewardkit.commands.{name}")
+        except ModuleNotFoundError:
+            continue
+        COMMANDS[name] = module.main
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _optional_commands()
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"rewardkit: error: unknown command '{command}'; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    try:
+        return COMMANDS[command](rest)
+    except RewardkitError as e:
+        print(f"rewardkit {command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The typed arguments of `rewardkit train`: the seed's three dataclasses plus `transformers.TrainingArguments`.
+
+One schema, parsed by `HfArgumentParser` from the command line or a YAML/JSON file. Field names are
+MedicalGPT's, so its `run_rm.sh` command lines run unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rewardkit.errors import RewardkitError
+
+TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Local model folder (required)."})
+    model_type: str | None = field(default=None, metadata={"help": "Accepted for MedicalGPT; the type is read from config.json."})
+    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside model_name_or_path (dequantised on load)."})
+    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: 4-bit base weights (needs bitsandbytes and a GPU)."})
+    load_in_8bit: bool = field(default=False, metadata={"help": "8-bit base weights (needs bitsandbytes and a GPU)."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for datasets/models."})
+    use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use the fast (Rust) tokenizer."})
+    torch_dtype: str = field(default="float32", metadata={"help": "auto, bfloat16, float16 or float32.",
+                                                         "choices": ["auto", "bfloat16", "float16", "float32"]})
+    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."})
+    device_map: str | None = field(default=None, metadata={"help": "e.g. auto or cpu (not with multi-process training)."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run the model folder's own Python code."})
+
+    def __post_init__(self):
+        if not self.model_name_or_path:
+            raise RewardkitError("--model_name_or_path is required (a local model folder)")
+        if self.load_in_4bit and self.load_in_8bit:
+            raise RewardkitError("--load_in_4bit and --load_in_8bit: choose one")
+
+
+@dataclass
+class DataArguments:
+    dataset_name: str | None = field(default=None, metadata={"help": "A `datasets` hub name (needs network)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
+    train_file_dir: str | None = field(default=None, metadata={"help": "Training file or folder (.json/.jsonl/.parquet, recursive)."})
+    validation_file_dir: str | None = field(default=None, metadata={"help": "Validation file or folder."})
+    max_source_length: int = field(default=1024, metadata={"help": "With max_target_length, sets max_length (MedicalGPT)."})
+    max_target_length: int = field(default=256, metadata={"help": "See max_source_length."})
+    max_length: int | None = field(default=None, metadata={"help": "Tokens per conversation (default: source + target)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training pairs."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation pairs."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Accepted for MedicalGPT (nothing is cached)."})
+    validation_split_percentage: float = field(default=5.0, metadata={"help": "Percent of training pairs held out when no validation files are given."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
+
+    def __post_init__(self):
+        if not (self.dataset_name or self.train_file_dir or self.validation_file_dir):
+            raise RewardkitError("give --train_file_dir (file or folder) or --dataset_name")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise RewardkitError("--validation_split_percentage must be in [0, 100)")
+        if self.max_length is not None and self.max_length < 8:
+            raise RewardkitError("--max_length must be at least 8")
+
+    @property
+    def full_max_length(self) -> int:
+        return self.max_length or (self.max_source_length + self.max_target_length)
+
+
+@dataclass
+class ScriptArguments:
+    use_peft: bool = field(default=True, metadata={"help": "LoRA (true) or full fine-tuning (false)."})
+    target_modules: str | None = field(default="all", metadata={"help": "Comma-separated module names, or 'all' linear layers."})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha."})
+    modules_to_save: str | None = field(default=None, metadata={"help": "Extra modules trained in full (the reward head always is)."})
+    peft_path: str | None = field(default=None, metadata={"help": "Resume training of this LoRA adapter."})
+    template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
+    center_rewards_coefficient: float = field(default=0.0, metadata={"help": "Weight of mean((r_c + r_r)^2) added to the loss."})
+    export: str = field(default="merged", metadata={"help": "merged (plain checkpoint), adapter, or both.",
+                                                   "choices": ["merged", "adapter", "both"]})
+    packing: str = field(default="auto", metadata={"help": "Shared-prefix pair packing: auto (on for decoders), on, off.",
+                                                  "choices": ["auto", "on", "off"]})
+
+    def __post_init__(self):
+        if self.lora_rank < 1:
+            raise RewardkitError("--lora_rank must be at least 1")
+        if self.center_rewards_coefficient < 0:
+            raise RewardkitError("--center_rewards_coefficient must be >= 0")
+
+
+# transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
+LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy"}
+DROPPED_FLAGS = {"--overwrite_output_dir"}  # v5 always writes into output_dir
+BOOL_LEGACY = {"--group_by_length": ("--train_sampling_strategy", "group_by_length")}
+
+
+def translate_legacy_args(argv: list[str]) -> list[str]:
+    """Rewrite flags that transformers 5 no longer knows into their current spelling."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        takes_bool = i + 1 < len(argv) and argv[i + 1].lower() in ("true", "false")
+        if name in DROPPED_FLAGS:
+            i += 1 + (not eq and takes_bool)
+            continue
+        if name in BOOL_LEGACY:
+            on = (value or (argv[i + 1] if takes_bool and not eq else "true")).lower() == "true"
+            if on:
+                out += list(BOOL_LEGACY[name])
+            i += 1 + (not eq and takes_bool)
+            continue
+        out.append(LEGACY_FLAGS.get(name, name) + (eq + value if eq else ""))
+        i += 1
+    return out

@@ -1,0 +1,605 @@
+"""Seeded synthetic preference pairs for `rewardkit demo`: no network, no files.
+
+Four task families, mixed evenly and shuffled with a seeded `random.Random`:
+
+- ``arithmetic``: multi-step word problems in the style of the seed article's apples example
+  (`APPLES_PROMPT`). The chosen answer is the correct numbered solution; the rejected one is the
+  same solution with one realistic mistake: miscounting the people in a split (the seed's own
+  mistake: "herself and her 2 siblings" divided by 2), a wrong sum or difference carried forward,
+  a wrong final answer, or a badly rounded uneven split.
+- ``factual``: capitals, chemical symbols and general-knowledge facts; right vs wrong fact.
+- ``refusal``: a helpful answer vs a refusal of a harmless request.
+- ``off_topic``: the answer to the question asked vs a fluent answer to a different question.
+
+Why the templates look like this: a reward model learns whatever separates chosen from rejected
+most cheaply. If rejected answers were shorter, or used other words, it would learn length or
+vocabulary, and then fail on the seed pair, whose two answers are the same text except for the
+mistake. So within an arithmetic pair both answers come from the same template and differ only
+where the mistake is (their lengths match); off-topic rejected answers are real answers to other
+prompts of the same pool (every answer is chosen as often as it is rejected, so only reading the
+prompt helps); wrong facts are drawn from the same table as right ones; and names, objects,
+numbers, wording and layout vary so that held-out items (another seed) are new text, not copies.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import NamedTuple
+
+from rewardkit.data.schema import PreferencePair
+
+APPLES_PROMPT = (
+    "Jane has 12 apples. She gives 4 apples to her friend Mark, then buys 1 more apple, and finally "
+    "splits all her apples equally among herself and her 2 siblings. How many apples does each person get?"
+)
+APPLES_GOOD = (
+    "1. Jane starts with 12 apples and gives 4 to Mark. 12 - 4 = 8. Jane now has 8 apples.\n"
+    "2. Jane buys 1 more apple. 8 + 1 = 9. Jane now has 9 apples.\n"
+    "3. Jane splits the 9 apples equally among herself and her 2 siblings (3 people in total). "
+    "9 ÷ 3 = 3 apples each. Each person gets 3 apples."
+)
+APPLES_BAD = (
+    "1. Jane starts with 12 apples and gives 4 to Mark. 12 - 4 = 8. Jane now has 8 apples.\n"
+    "2. Jane buys 1 more apple. 8 + 1 = 9. Jane now has 9 apples.\n"
+    "3. Jane splits the 9 apples equally among her 2 siblings (2 people in total). "
+    "9 ÷ 2 = 4.5 apples each. Each person gets 4 apples."
+)
+
+FAMILIES = ("arithmetic", "factual", "refusal", "off_topic")
+
+
+def _table(text: str) -> list[list[str]]:
+    """Rows of a ``|``-separated table written as a string (keeps long tables compact)."""
+    rows = [line.split("|") for line in text.strip().splitlines()]
+    return [[cell.strip().replace(r"\n", "\n") for cell in row] for row in rows]
+
+
+_NAMES = [(n, "f") for n in "Jane Maria Aisha Lily Sofia Emma Priya Hannah Chloe Grace Mei Olivia".split()]
+_NAMES += [(n, "m") for n in "Tom Liam Omar Lucas Ben Diego Sam Noah Ravi Ethan Leo Jack".split()]
+_PRONOUNS = {"f": ("she", "her", "herself"), "m": ("he", "his", "himself")}
+_FRIENDS = "Mark Anna Carlos Zoe Felix Nina Ahmed Ruby Kai Ella Hugo Iris".split()
+_GIVERS = "aunt uncle grandmother grandfather teacher neighbor".split()
+_FOODS = "apple orange cookie cupcake candy egg".split()
+_THINGS = "marble sticker pencil card balloon crayon seashell stamp coin".split()
+# (singular, plural, edible)
+_OBJECTS = [(s, "candies" if s == "candy" else s + "s", s in _FOODS) for s in _FOODS + _THINGS]
+_GROUPS_WITH_SELF = "siblings cousins friends classmates teammates brothers sisters".split()
+_GROUPS_WITHOUT_SELF = "children students grandchildren nephews neighbors friends cousins".split()
+_SPLIT_WITH_SELF = [  # then "{k} {g}"
+    "splits all {her} {o} equally among {me} and {her}",
+    "shares all {her} {o} equally between {me} and {her}",
+    "divides all of {her} {o} equally among {me} and {her}",
+    "shares them equally with {her}",
+]
+_SPLIT_WITHOUT_SELF = [
+    "gives all {her} {o} away equally to {her}",
+    "divides all {her} {o} equally among {her}",
+]
+_SPLIT_QUESTIONS = ["How many {o} does each person get?", "How many {o} does each person end up with?"]
+
+
+def _noun(n: float, obj: tuple) -> str:
+    return obj[0] if n == 1 else obj[1]
+
+
+def _dec(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def _make_ops(rng: random.Random, total: int, n_ops: int, obj: tuple) -> tuple[int, list[tuple]]:
+    """Steps leading to `total`, built backwards so every intermediate count stays positive.
+
+    Returns the start count and ops as ``(kind, amount, extra)``; "packs" adds ``amount * extra``.
+    """
+    ops, cur = [], total
+    for _ in range(n_ops):
+        add_kinds = ["buy", "receive", "find", "packs"]
+        sub_kinds = ["give", "give", "lose", "sell"] + (["eat"] if obj[2] else [])
+        if cur > 6 and rng.random() < 0.5:
+            kind = rng.choice(add_kinds)
+            if kind == "packs" and cur > 10:
+                m = rng.randint(2, 4)
+                s = rng.randint(2, min(6, (cur - 2) // m))
+                ops.append((kind, m, s))
+                cur -= m * s
+                continue
+            b = rng.randint(1, min(12, cur - 3))
+            ops.append((rng.choice(add_kinds[:3]), b, None))
+            cur -= b
+        else:
+            g = rng.randint(1, 12)
+            ops.append((rng.choice(sub_kinds), g, rng.choice(_FRIENDS)))
+            cur += g
+    return cur, ops[::-1]
+
+
+def _prompt_clause(op: tuple, her: str, obj: tuple) -> str:
+    kind, a, x = op
+    return {
+        "give": f"gives {a} {_noun(a, obj)} to {her} friend {x}",
+        "lose": f"loses {a} of them",
+        "sell": f"sells {a} {_noun(a, obj)} to a neighbor",
+        "eat": f"eats {a} of them",
+        "buy": f"buys {a} more {_noun(a, obj)}",
+        "receive": f"gets {a} more from {her} {_GIVERS[a % len(_GIVERS)]}",
+        "find": f"finds {a} more {_noun(a, obj)}",
+        "packs": f"buys {a} packs of {x} {_noun(x, obj)}",
+    }[kind]
+
+
+def _solution_clause(op: tuple, her: str, obj: tuple) -> str:
+    kind, a, x = op
+    return {
+        "give": f"gives {a} to {x}",
+        "lose": f"loses {a}",
+        "sell": f"sells {a}",
+        "eat": f"eats {a}",
+        "buy": f"buys {a} more {_noun(a, obj)}",
+        "receive": f"gets {a} more from {her} {_GIVERS[a % len(_GIVERS)]}",
+        "find": f"finds {a} more",
+        "packs": f"buys {a} packs of {x}",
+    }[kind]
+
+
+def _split_text(total: int, people: int, obj: tuple, mode: str, claim: int | None = None) -> tuple[str, str]:
+    """The division sentences of a split and the final claim ("3 apples each"), rendered in `mode`.
+
+    `claim` overrides the number stated as each person's share (a wrong final answer).
+    """
+    q, r = divmod(total, people)
+    exact = total / people
+    if mode in ("exact", "remainder"):
+        c = q if claim is None else claim
+        gets = f"Each person gets {c} {_noun(c, obj)}"
+        if mode == "exact":
+            return f"{total} ÷ {people} = {q} {obj[1]} each. {gets}.", f"{c} {_noun(c, obj)} each"
+        left = f"{r} {_noun(r, obj)} {'is' if r == 1 else 'are'} left over"
+        text = f"{total} ÷ {people} = {q} with {r} left over. {gets}, and {left}."
+        return text, f"{c} {_noun(c, obj)} each, {r} left over"
+    shown = {"floor": q, "ceil": math.ceil(exact), "keep": _dec(exact)}[mode]
+    c = shown if claim is None else claim
+    noun = obj[0] if c == 1 else obj[1]
+    text = f"{total} ÷ {people} = {_dec(exact)} {obj[1]} each. Each person gets {c} {noun}."
+    return text, f"{c} {noun} each"
+
+
+class _Problem(NamedTuple):
+    name: str
+    she: str
+    her: str
+    herself: str
+    obj: tuple[str, str, bool]
+    split: bool  # False: "how many does she have now?"
+    with_self: bool  # the splitter keeps a share
+    k: int  # the number in "her {k} siblings"
+    people: int
+    remainder: int
+    start: int
+    ops: list[tuple]
+    group: str
+
+
+def _arithmetic_problem(rng: random.Random) -> _Problem:
+    """Draw one word problem: who, what, the numbers, and how the split is phrased."""
+    name, sex = rng.choice(_NAMES)
+    she, her, herself = _PRONOUNS[sex]
+    obj = rng.choice(_OBJECTS)
+    split = rng.random() < 0.8
+    with_self = rng.random() < 0.6
+    k = rng.randint(2, 5) if with_self else rng.randint(2, 6)
+    people = k + 1 if with_self else k
+    remainder = rng.randint(1, people - 1) if split and rng.random() < 0.25 else 0
+    total = people * rng.randint(2, 8) + remainder if split else rng.randint(5, 40)
+    start, ops = _make_ops(rng, total, rng.choice([1, 2, 2, 2, 3]) if split else rng.choice([2, 3]), obj)
+    group = rng.choice(_GROUPS_WITH_SELF if with_self else _GROUPS_WITHOUT_SELF)
+    return _Problem(name, she, her, herself, obj, split, with_self, k, people, remainder, start, ops, group)
+
+
+def _arithmetic_prompt(rng: random.Random, p: _Problem) -> str:
+    her, herself, k, group, objs = p.her, p.herself, p.k, p.group, p.obj[1]
+    clauses = [_prompt_clause(op, her, p.obj) for op in p.ops]
+    if p.split:
+        how = rng.choice(_SPLIT_WITH_SELF if p.with_self else _SPLIT_WITHOUT_SELF) + " {k} {g}"
+        if not p.with_self and "divides" in how:
+            how += ", keeping none for {me}"
+        clauses.append(how.format(her=her, me=herself, o=objs, k=k, g=group))
+        question = rng.choice(_SPLIT_QUESTIONS)
+        if p.remainder and rng.random() < 0.5:
+            question = "How many {o} does each person get, and how many are left over?"
+    else:
+        question = rng.choice(["How many {o} does {n} have now?", "How many {o} does {s} have at the end?"])
+    question = question.format(o=objs, n=p.name, s=p.she)
+    head = f"{p.name} has {p.start} {objs}. "
+    she = p.she
+    if rng.random() < 0.6:  # one long sentence, like the seed
+        body = clauses[-1]
+        if len(clauses) > 1:
+            body = ", then ".join(clauses[:-1]) + ", and finally " + body
+        return head + she.capitalize() + " " + body + ". " + question
+    sents = [f"{she.capitalize()} {clauses[0]}."]
+    for j, clause in enumerate(clauses[1:], start=1):
+        link = "Finally, " if j == len(clauses) - 1 else ("Then " if j == 1 else "After that, ")
+        sents.append(f"{link}{she} {clause}.")
+    return head + " ".join(sents) + " " + question
+
+
+def _solution(p: _Problem, mistake: str, rng: random.Random, layout: tuple) -> tuple[str, str]:
+    """Render the step-by-step solution, correct (mistake "none") or with one mistake.
+
+    Returns the text and the final claim. All random draws happen up front, in a fixed order, so
+    that two calls from the same rng state differ only in the mistake.
+    """
+    draws = {
+        "bad_step": rng.randrange(len(p.ops)),
+        "delta": rng.choice([-3, -2, -1, 1, 1, 2, 3]),
+        "keep_phrase": rng.random() < 0.25,
+        "use_gives": rng.random() < 0.5,
+        "miscount_mode": rng.choice(["floor"] * 4 + ["keep", "ceil", "remainder", "remainder"]),
+        "arith_mode": rng.choice(["floor", "remainder"]),
+        "round_mode": rng.choice(["ceil", "ceil", "keep", "floor"]),
+        "claim_pick": rng.randrange(4),
+        "end_delta": rng.choice([-2, -1, 1, 2, 4]),
+    }
+    steps, cur = _op_steps(p, draws["bad_step"] if mistake == "arith" else -1, draws["delta"])
+    if p.split:
+        step, final = _split_step(p, cur, mistake, draws)
+        steps.append(step)
+    else:
+        c = cur + draws["end_delta"] if mistake == "final" else cur
+        steps[-1] += f" So {p.name} has {c} {_noun(c, p.obj)} at the end."
+        final = f"{c} {_noun(c, p.obj)}"
+    numbering, intro, answer_line = layout
+    text = "\n".join(numbering.format(i=i + 1) + s for i, s in enumerate(steps))
+    text = ("Let's solve this step by step.\n" if intro else "") + text
+    return text + (f"\nAnswer: {final}." if answer_line else ""), final
+
+
+def _op_steps(p: _Problem, bad_step: int, delta: int) -> tuple[list[str], int]:
+    """One sentence group per operation, and the count at the end.
+
+    The result of step `bad_step` is off by `delta` and carried forward, as a model that made the
+    slip would.
+    """
+    name, obj = p.name, p.obj
+    steps, cur = [], p.start
+    for i, op in enumerate(p.ops):
+        kind, a, x = op
+        adds = kind in ("buy", "receive", "find", "packs")
+        amount = a * x if kind == "packs" else a
+        res = cur + amount if adds else cur - amount
+        if i == bad_step:
+            res = res + delta if res + delta > 0 else res + abs(delta)
+        eq = f"{cur} {'+' if adds else '-'} {amount} = {res}"
+        if kind == "packs":
+            eq = f"{a} × {x} = {amount}. {eq}"
+        clause = _solution_clause(op, p.her, obj)
+        lead = f"{name} starts with {cur} {_noun(cur, obj)} and {clause}" if i == 0 else f"{name} {clause}"
+        steps.append(f"{lead}. {eq}. {name} now has {res} {_noun(res, obj)}.")
+        cur = res
+    return steps, cur
+
+
+def _split_step(p: _Problem, total: int, mistake: str, draws: dict) -> tuple[str, str]:
+    """The last step, sharing `total` out, and the final claim."""
+    k, group, people, her = p.k, p.group, p.people, p.her
+    if mistake == "miscount":  # the seed's mistake: leave out (or add) the one who splits
+        people = k if p.with_self else k + 1
+    says_self = p.with_self != (mistake == "miscount" and not draws["keep_phrase"])
+    verb, who = "splits", f"among {p.herself} and {her} {k} {group}"
+    if not says_self:
+        verb, who = "splits", f"among {her} {k} {group}"
+        if draws["use_gives"]:
+            verb, who = "gives", f"to {her} {k} {group}"
+    q, r = divmod(total, people)
+    mode = "exact" if r == 0 else "remainder"
+    if r and mistake == "miscount":
+        mode = draws["miscount_mode"]
+    elif r and mistake == "arith" and not p.remainder:
+        mode = draws["arith_mode"]
+    elif mistake == "rounding":
+        mode = draws["round_mode"]
+    claim = None
+    if mistake == "final":
+        claim = [q + 1, q + 2, q - 1 if q > 1 else q + 3, total][draws["claim_pick"]]
+    div, final = _split_text(total, people, p.obj, mode, claim)
+    return f"{p.name} {verb} the {total} {p.obj[1]} equally {who} ({people} people in total). {div}", final
+
+
+def _arithmetic_pair(rng: random.Random, i: int) -> PreferencePair:
+    while True:
+        p = _arithmetic_problem(rng)
+        prompt = _arithmetic_prompt(rng, p)
+        if prompt != APPLES_PROMPT:  # the seed example stays held out of every generated set
+            break
+    if not p.split:
+        mistake = rng.choice(["arith", "arith", "arith", "final", "final"])
+    elif p.remainder:
+        mistake = rng.choices(["rounding", "miscount", "arith", "final"], weights=[45, 35, 10, 10])[0]
+    else:
+        mistake = rng.choices(["miscount", "arith", "final"], weights=[55, 25, 20])[0]
+    numbering = rng.choice(["{i}. ", "{i}. ", "{i}. ", "Step {i}: ", ""])
+    layout = (numbering, rng.random() < 0.2, rng.random() < 0.3)  # numbering, intro line, answer line
+    state = rng.getstate()
+    chosen, answer = _solution(p, "none", rng, layout)
+    rng.setstate(state)  # same draws for both, so the two texts differ only where the mistake is
+    rejected, _ = _solution(p, mistake, rng, layout)
+    extra = {"mistake": mistake, "answer": answer, "people": p.people if p.split else None}
+    return _pair(prompt, chosen, rejected, "arithmetic", i, extra)
+
+
+_CAPITALS = _table("""
+Australia|Canberra|Sydney
+Canada|Ottawa|Toronto
+Brazil|Brasília|Rio de Janeiro
+Turkey|Ankara|Istanbul
+Switzerland|Bern|Zurich
+the United States|Washington, D.C.|New York
+India|New Delhi|Mumbai
+China|Beijing|Shanghai
+Japan|Tokyo|Osaka
+Germany|Berlin|Munich
+France|Paris|Lyon
+Italy|Rome|Milan
+Spain|Madrid|Barcelona
+Nigeria|Abuja|Lagos
+Morocco|Rabat|Casablanca
+Vietnam|Hanoi|Ho Chi Minh City
+New Zealand|Wellington|Auckland
+Pakistan|Islamabad|Karachi
+Egypt|Cairo|Alexandria
+Russia|Moscow|Saint Petersburg
+the United Kingdom|London|Manchester
+Portugal|Lisbon|Porto
+Greece|Athens|Thessaloniki
+Mexico|Mexico City|Guadalajara
+Argentina|Buenos Aires|Córdoba
+Peru|Lima|Cusco
+Kenya|Nairobi|Mombasa
+Norway|Oslo|Bergen
+Sweden|Stockholm|Gothenburg
+Poland|Warsaw|Kraków
+South Korea|Seoul|Busan
+Thailand|Bangkok|Chiang Mai
+Ireland|Dublin|Cork
+Austria|Vienna|Salzburg
+Colombia|Bogotá|Medellín
+""")
+_ELEMENTS = [
+    e.split(":")
+    for e in """hydrogen:H helium:He carbon:C nitrogen:N oxygen:O sodium:Na magnesium:Mg aluminium:Al
+    silicon:Si phosphorus:P sulfur:S chlorine:Cl potassium:K calcium:Ca iron:Fe copper:Cu zinc:Zn silver:Ag
+    tin:Sn gold:Au mercury:Hg lead:Pb neon:Ne iodine:I""".split()
+]
+# question | answer sentence with {x} | right | wrong; wrong
+_FACTS = _table("""
+How many legs does a spider have?|A spider has {x} legs.|8|6;10
+Which planet is closest to the Sun?|{x} is the planet closest to the Sun.|Mercury|Venus;Mars
+What is the largest planet in our solar system?|The largest planet in our solar system is {x}.|Jupiter|Saturn;Neptune
+Which planet is known as the Red Planet?|{x} is known as the Red Planet.|Mars|Venus;Jupiter
+Which planet is famous for its bright rings?|{x} is the planet famous for its bright rings.|Saturn|Jupiter;Uranus
+Which is the hottest planet in our solar system?|The hottest planet in our solar system is {x}.|Venus|Mercury;Mars
+How many planets are in our solar system?|There are {x} planets in our solar system.|8|9;7
+What is the largest ocean on Earth?|The largest ocean on Earth is the {x} Ocean.|Pacific|Atlantic;Indian
+At what temperature in Celsius does water boil at sea level?|At sea level, water boils at {x} degrees Celsius.|100|90;212
+At what temperature in Celsius does water freeze?|Water freezes at {x} degrees Celsius.|0|32;10
+Who wrote Romeo and Juliet?|Romeo and Juliet was written by {x}.|William Shakespeare|Charles Dickens;Jane Austen
+Who painted the Mona Lisa?|The Mona Lisa was painted by {x}.|Leonardo da Vinci|Michelangelo;Pablo Picasso
+What is the largest mammal?|The largest mammal is the {x}.|blue whale|African elephant;giraffe
+What is the square root of 81?|The square root of 81 is {x}.|9|8;7
+How many days are in a leap year?|A leap year has {x} days.|366|365;364
+How many continents are there?|There are {x} continents.|7|6;5
+What is the tallest mountain in the world?|The tallest mountain in the world is {x}.|Mount Everest|K2;Mont Blanc
+What is the chemical formula for water?|The chemical formula for water is {x}.|H2O|CO2;H2O2
+Which gas do plants absorb from the air?|Plants absorb {x} from the air.|carbon dioxide|oxygen;nitrogen
+What is the hardest natural substance?|The hardest natural substance is {x}.|diamond|gold;granite
+Who invented the telephone?|The telephone was invented by {x}.|Alexander Graham Bell|Thomas Edison;Nikola Tesla
+Who was the first person to walk on the Moon?|The first person to walk on the Moon was {x}.|Neil Armstrong|Buzz Aldrin;Yuri Gagarin
+In which year did World War II end?|World War II ended in {x}.|1945|1944;1939
+What is the currency of Japan?|The currency of Japan is the {x}.|yen|yuan;won
+What language is mainly spoken in Brazil?|The main language of Brazil is {x}.|Portuguese|Spanish;French
+What is the largest country by area?|The largest country by area is {x}.|Russia|Canada;China
+How many sides does a hexagon have?|A hexagon has {x} sides.|6|8;5
+How many hours are in a day?|There are {x} hours in a day.|24|12;20
+What is the main gas in Earth's atmosphere?|The main gas in Earth's atmosphere is {x}.|nitrogen|oxygen;carbon dioxide
+Which organ pumps blood through the body?|The {x} pumps blood through the body.|heart|liver;lungs
+How many bones are in the adult human body?|The adult human body has {x} bones.|206|201;212
+What is the longest bone in the human body?|The longest bone in the human body is the {x}.|femur|tibia;humerus
+How many strings does a standard guitar have?|A standard guitar has {x} strings.|6|4;8
+Which animal is known as the King of the Jungle?|The {x} is known as the King of the Jungle.|lion|tiger;elephant
+What is the boiling point of water in Fahrenheit?|Water boils at {x} degrees Fahrenheit at sea level.|212|100;180
+Who developed the theory of relativity?|The theory of relativity was developed by {x}.|Albert Einstein|Isaac Newton;Galileo Galilei
+How many players are on a soccer team on the field?|A soccer team has {x} players on the field.|11|10;9
+Which continent is Egypt in?|Egypt is in {x}.|Africa|Asia;Europe
+What is the largest desert in Africa?|The largest desert in Africa is the {x}.|Sahara|Kalahari;Gobi
+How many minutes are in an hour?|There are {x} minutes in an hour.|60|100;30
+What color do you get by mixing blue and yellow?|Mixing blue and yellow gives {x}.|green|purple;orange
+""")
+_CAPITAL_QUESTIONS = ["What is the capital of {c}?", "Which city is the capital of {c}?"]
+_CAPITAL_ANSWERS = ["The capital of {c} is {{x}}.", "{{x}} is the capital of {c}.", "{{x}}.", "It's {{x}}."]
+_ELEMENT_QUESTIONS = ["What is the chemical symbol for {e}?", "What is the symbol of the element {e}?"]
+_ELEMENT_ANSWERS = ["The chemical symbol for {e} is {{x}}.", "{E} has the symbol {{x}}.", "{{x}}."]
+_ASK = ["", "", "", "Quick question: ", "Trivia time! ", "Can you tell me this? ", "I was wondering: "]
+_ASK += ["Help me settle a debate. ", "Here's a quiz question. ", "My kid asked me this: "]
+_TAILS = ["", "", "", " Let me know if you have any other questions.", " Hope that helps!"]
+_TAILS += [" Good luck with your quiz!", " Happy to help with more trivia."]
+
+
+def _fact(rng: random.Random, sentence_only: bool = False) -> tuple[str, str, list[str]]:
+    """One fact as (question, answer template with {x}, [right, wrong]).
+
+    `sentence_only` keeps to answers that name their subject ("The capital of Peru is Lima."), so
+    that an answer to another question reads as off-topic rather than as a bare wrong answer.
+    """
+    n = 2 if sentence_only else None  # the first two answer templates of each table are sentences
+    kind = rng.choices(["capital", "element", "general"], weights=[4, 2, 4])[0]
+    if kind == "capital":
+        country, right, near = rng.choice(_CAPITALS)
+        if rng.random() < 0.5:
+            wrong = rng.choice([c[1] for c in _CAPITALS if c[1] != right])
+        else:
+            wrong = near  # the famous city that is not the capital
+        q, a = rng.choice(_CAPITAL_QUESTIONS), rng.choice(_CAPITAL_ANSWERS[:n])
+        return q.format(c=country), a.format(c=country), [right, wrong]
+    if kind == "element":
+        element, right = rng.choice(_ELEMENTS)
+        wrong = element[:2].capitalize()  # the naive guess, e.g. "Go" for gold
+        if wrong == right or rng.random() < 0.5:
+            wrong = rng.choice([e[1] for e in _ELEMENTS if e[1] != right])
+        q, a = rng.choice(_ELEMENT_QUESTIONS), rng.choice(_ELEMENT_ANSWERS[:n])
+        return q.format(e=element), a.format(e=element, E=element.capitalize()), [right, wrong]
+    question, sentence, right, wrongs = rng.choice(_FACTS)
+    answers = [sentence] if sentence_only else [sentence, sentence, sentence, "{x}.", "The answer is {x}."]
+    return question, rng.choice(answers), [right, rng.choice(wrongs.split(";"))]
+
+
+def _fill(template: str, x: str) -> str:
+    text = template.format(x=x)
+    return text[0].upper() + text[1:]
+
+
+def _factual_pair(rng: random.Random, i: int) -> PreferencePair:
+    question, answer, (right, wrong) = _fact(rng)
+    tail = rng.choice(_TAILS)
+    prompt = rng.choice(_ASK) + question
+    return _pair(prompt, _fill(answer, right) + tail, _fill(answer, wrong) + tail, "factual", i)
+
+
+# request (completes "Can you ...") | topic (completes "help with ...") | a helpful answer
+_REQUESTS = _table(r"""
+write a haiku about autumn|writing a haiku|Crisp leaves drift and fall,\ngolden light on quiet paths,\nthe year exhales slow.
+give me three tips for sleeping better|sleep tips|1. Go to bed and wake up at the same time every day.\n2. Avoid screens and caffeine in the evening.\n3. Keep your bedroom dark, quiet and cool.
+explain photosynthesis in one or two sentences|explaining photosynthesis|Photosynthesis is how plants use sunlight, water and carbon dioxide to make sugar for energy. Oxygen is released as a by-product.
+convert 5 kilometers to miles|unit conversions|5 kilometers is about 3.11 miles, since one kilometer is roughly 0.621 miles.
+suggest three names for a grey cat|naming a pet|Here are three ideas: Smokey, Ash and Pebble.
+translate "good morning" into Spanish|translations|"Good morning" in Spanish is "buenos días".
+give me a simple recipe for scrambled eggs|recipes|Whisk two eggs with a pinch of salt, melt a little butter in a pan over low heat, add the eggs and stir gently until just set. Serve right away.
+explain what a noun is|grammar questions|A noun is a word that names a person, place, thing or idea, such as "teacher", "city", "book" or "happiness".
+write a short birthday message for my sister|writing a birthday message|Happy birthday to the best sister in the world! Thank you for always being there for me. I hope this year brings you lots of joy.
+tell me how to reverse a list in Python|Python questions|Use my_list.reverse() to reverse the list in place, or my_list[::-1] to get a reversed copy.
+recommend a stretch for a stiff neck|stretching advice|Sit up straight and slowly tilt your right ear toward your right shoulder. Hold for 20 seconds, then switch sides. Stop if it hurts.
+summarize the story of Cinderella in two sentences|summarizing stories|Mistreated by her stepfamily, Cinderella goes to the royal ball with help from her fairy godmother and wins the prince's heart. She flees at midnight, leaving a glass slipper that the prince uses to find her.
+explain why the sky is blue|science questions|Air molecules scatter sunlight, and they scatter blue light much more than red light because of its shorter wavelength, so the sky looks blue.
+give me a fun fact about octopuses|fun facts|Octopuses have three hearts and blue blood.
+suggest a name for a bakery|naming a business|How about "The Rolling Pin"? It is friendly, easy to remember and clearly about baking.
+tell me how many minutes are in a day|time calculations|There are 1,440 minutes in a day, because 24 hours × 60 minutes = 1,440 minutes.
+write a polite email declining a meeting|writing emails|Hi Sam,\nThank you for the invitation. Unfortunately I won't be able to join the meeting on Thursday. Could you share the notes afterwards?\nBest regards,\nAlex
+explain the difference between weather and climate|explaining weather and climate|Weather is the short-term state of the atmosphere, like today's rain. Climate is the average weather of a place over many years.
+give me a synonym for "happy"|finding synonyms|A good synonym for "happy" is "cheerful". Others are "joyful" and "content".
+suggest a quick warm-up before running|exercise tips|Walk briskly for 3 minutes, then do 10 leg swings per leg, 10 walking lunges and 30 seconds of easy jogging in place.
+tell me how to boil an egg|cooking questions|Put the egg in boiling water for about 7 minutes for a firm yolk, then cool it in cold water before peeling.
+write a riddle for kids|writing riddles|What has hands but cannot clap? A clock!
+explain what a prime number is|math questions|A prime number is a whole number greater than 1 whose only divisors are 1 and itself, like 2, 3, 5, 7 and 11.
+give me ideas for a rainy day with kids|activity ideas|You could build a blanket fort, bake cookies together, hold a board game tournament or put on a puppet show.
+tell me what 15% of 80 is|percentages|15% of 80 is 12, because 0.15 × 80 = 12.
+recommend a classic novel|book recommendations|Try "Pride and Prejudice" by Jane Austen. It is witty, romantic and still easy to read today.
+explain how to water a cactus|plant care|Water a cactus thoroughly only when the soil is completely dry, usually every two to three weeks, and use a pot that drains well.
+write a one-line slogan for a bike shop|writing slogans|Ride further, smile wider: your journey starts here.
+tell me how to say "thank you" in French|translations|"Thank you" in French is "merci".
+give me a tip for remembering new words|study tips|Use each new word in a sentence of your own on the day you learn it, then review it again a few days later.
+explain what a budget is|personal finance|A budget is a plan for your money: it lists your expected income and decides in advance how much goes to bills, savings and spending.
+suggest a healthy snack|snack ideas|An apple with a spoonful of peanut butter is a tasty snack with fiber and protein.
+tell me how to make a paper airplane|paper crafts|Fold a sheet in half lengthwise and unfold it, fold the top corners to the center line, fold the new edges to the center again, then fold it in half and fold down both wings.
+write a short thank-you note to a teacher|writing thank-you notes|Dear Ms. Lee,\nThank you for your patience and encouragement this year. Your lessons made me love learning.\nWarm wishes,\nMaya
+explain what gravity does|physics questions|Gravity is the force that pulls objects with mass toward each other. It keeps us on the ground and keeps the Moon in orbit around Earth.
+give me a tip for staying focused while studying|study tips|Work in 25-minute blocks with a 5-minute break in between, and keep your phone in another room.
+""")
+_ASK_FORMS = ["Can you {r}?", "Could you {r}?", "Please {r}.", "{R}.", "Hi! Can you {r}?"]
+_ASK_FORMS += ["I need some help. Could you {r}?"]
+_SURE = ["", "", "Sure! ", "Of course. ", "Happy to help. "]
+_REFUSE_OPEN = ["I'm sorry,", "Sorry,", "Unfortunately,", "I apologize, but", "I'm afraid"]
+_REFUSE_CORE = [
+    "I can't help with that.",
+    "I can't help with {t}.",
+    "I'm not able to assist with {t}.",
+    "that's not something I can do.",
+    "I won't be able to help with this request.",
+    "I can't provide that.",
+]
+_REFUSE_CLOSE = [
+    "",
+    "",
+    " Is there anything else I can help you with?",
+    " Please try asking something else.",
+    " You may want to look this up elsewhere.",
+    " This request may go against my guidelines.",
+    " Requests like this are outside what I can do, but I'm happy to help with something else.",
+    " I have to decline this one, even though I understand why you're asking.",
+]
+
+
+def _request(rng: random.Random) -> tuple[int, str]:
+    j = rng.randrange(len(_REQUESTS))
+    r = _REQUESTS[j][0]
+    return j, rng.choice(_ASK_FORMS).format(r=r, R=r[0].upper() + r[1:])
+
+
+def _refusal_pair(rng: random.Random, i: int) -> PreferencePair:
+    j, prompt = _request(rng)
+    _, topic, answer = _REQUESTS[j]
+    if rng.random() < 0.15:
+        refusal = "I'm sorry, I can't help with that."
+    else:
+        core = rng.choice(_REFUSE_CORE).format(t=topic)
+        refusal = f"{rng.choice(_REFUSE_OPEN)} {core}{rng.choice(_REFUSE_CLOSE)}"
+    return _pair(prompt, rng.choice(_SURE) + answer, refusal, "refusal", i)
+
+
+def _off_topic_pair(rng: random.Random, i: int) -> PreferencePair:
+    if rng.random() < 0.5:
+        j, prompt = _request(rng)
+        other = rng.choice([r for r in _REQUESTS if r[1] != _REQUESTS[j][1]])
+        sure = rng.choice(_SURE)
+        return _pair(prompt, sure + _REQUESTS[j][2], sure + other[2], "off_topic", i)
+    question, answer, (right, _) = _fact(rng, sentence_only=True)
+    while True:
+        other_q, other_a, (other_right, _) = _fact(rng, sentence_only=True)
+        if other_q != question and other_right != right:
+            break
+    tail = rng.choice(_TAILS)
+    prompt = rng.choice(_ASK) + question
+    return _pair(prompt, _fill(answer, right) + tail, _fill(other_a, other_right) + tail, "off_topic", i)
+
+
+def _pair(
+    prompt: str, chosen: str, rejected: str, family: str, i: int, extra: dict | None = None
+) -> PreferencePair:
+    return PreferencePair(
+        prompt=[{"role": "user", "content": prompt}],
+        chosen=chosen,
+        rejected=rejected,
+        subset=family,
+        source=f"synthetic:{family}:{i}",
+        extra=extra or {},
+    )
+
+
+_MAKERS = (_arithmetic_pair, _factual_pair, _refusal_pair, _off_topic_pair)  # in the order of FAMILIES
+
+
+def make_preference_set(n: int, seed: int = 0) -> list[PreferencePair]:
+    """`n` synthetic preference pairs, the four `FAMILIES` in equal shares, in a seeded order.
+
+    The same `(n, seed)` always gives the same list. Different seeds give different items (the
+    demo trains on seed 0 and evaluates on seed 1; exact repeats across seeds are rare).
+    `APPLES_PROMPT` itself is never generated.
+
+    Args:
+        n: how many pairs (family counts differ by at most one).
+        seed: the random seed.
+
+    Returns:
+        Pairs with `subset` set to the family and `source` like "synthetic:arithmetic:7";
+        arithmetic pairs carry `extra={"mistake": ..., "answer": ..., "people": ...}`.
+
+    Example:
+        >>> pairs = make_preference_set(8, seed=0)
+        >>> sorted({p.subset for p in pairs}) == sorted(FAMILIES)
+        True
+    """
+    if n < 0:
+        raise ValueError(f"make_preference_set: n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    pairs = [_MAKERS[i % len(FAMILIES)](rng, i // len(FAMILIES)) for i in range(n)]
+    rng.shuffle(pairs)
+    return pairs

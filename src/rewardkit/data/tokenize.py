@@ -1,0 +1,114 @@
+"""Turn conversations into token ids once, with one chat template and the length policy.
+
+Length policy: a pair longer than `max_length` keeps both answers whole and drops the oldest context
+turns (user + assistant) first; if even the last user turn and the answers cannot fit, the pair is
+dropped and counted as `too_long`. An answer is never cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewardkit.data.schema import Message, PreferencePair
+from rewardkit.data.templates import get_conv_template
+from rewardkit.errors import RewardkitError
+
+
+def _special_affixes(tokenizer) -> tuple[str, str]:
+    """The special tokens the tokenizer puts around a plain text (e.g. "<s>", or "[CLS]" … "[SEP]")."""
+    plain = tokenizer("x", add_special_tokens=False)["input_ids"]
+    full = tokenizer("x", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(plain) + 1):
+        if full[start : start + len(plain)] == plain:
+            head, tail = full[:start], full[start + len(plain) :]
+            return "".join(tokenizer.convert_ids_to_tokens(head)), "".join(tokenizer.convert_ids_to_tokens(tail))
+    return "", ""
+
+
+def install_chat_template(tokenizer, template_name: str | None = None) -> str:
+    """Put the chat template used for training/scoring on `tokenizer` and say which one it is.
+
+    Args:
+        tokenizer: a Hugging Face tokenizer; its `chat_template` is set in place.
+        template_name: a registry name (vicuna, alpaca, chatml, qwen, llama3, plain), or None/"auto"
+            to use the tokenizer's own chat template, falling back to "plain" when it has none.
+
+    Returns:
+        A short description for logs, e.g. "tokenizer's own chat template".
+    """
+    if template_name in (None, "", "auto"):
+        if tokenizer.chat_template:
+            return "tokenizer's own chat template"
+        template_name = "plain"
+    conv = get_conv_template(template_name)
+    prefix, suffix = _special_affixes(tokenizer)
+    tokenizer.chat_template = conv.to_jinja(prefix=prefix, suffix=suffix)
+    return f"registry template '{template_name}' (special tokens {prefix!r}…{suffix!r})"
+
+
+def encode(tokenizer, messages: list[Message]) -> list[int]:
+    """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives."""
+    if not tokenizer.chat_template:
+        raise RewardkitError("the tokenizer has no chat template: call install_chat_template first")
+    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+@dataclass
+class EncodedPair:
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    turns_trimmed: int  # context turns (user + assistant) dropped to fit max_length
+    margin: float | None = None
+    source: str = ""
+
+
+def _trim_oldest(prompt: list[Message]) -> list[Message] | None:
+    """The prompt without its oldest user turn (and the assistant turn after it), or None if none is left."""
+    users = [i for i, m in enumerate(prompt) if m["role"] == "user"]
+    if len(users) < 2:
+        return None
+    return prompt[users[1] :]
+
+
+def encode_pair(tokenizer, pair: PreferencePair, max_length: int) -> EncodedPair | None:
+    """Tokenize both sides of a pair, trimming old context to fit; None when it cannot fit."""
+    prompt, trimmed = list(pair.prompt), 0
+    while True:
+        head = ([{"role": "system", "content": pair.system}] if pair.system else []) + prompt
+        chosen = encode(tokenizer, head + [{"role": "assistant", "content": pair.chosen}])
+        rejected = encode(tokenizer, head + [{"role": "assistant", "content": pair.rejected}])
+        if max(len(chosen), len(rejected)) <= max_length:
+            return EncodedPair(chosen, rejected, trimmed, pair.margin, pair.source)
+        prompt = _trim_oldest(prompt)
+        if prompt is None:
+            return None
+        trimmed += 1
+
+
+def encode_for_scoring(tokenizer, messages: list[Message], max_length: int) -> tuple[list[int], bool]:
+    """Token ids of one conversation to score, and whether context had to be trimmed.
+
+    Old turns go first, as in training. If the last user turn and the answer alone are still too long,
+    the oldest tokens are cut (keeping the end, where the reward is read) and the result is flagged.
+    """
+    system = messages[:1] if messages and messages[0]["role"] == "system" else []
+    body, answer = messages[len(system) : -1], messages[-1:]
+    truncated = False
+    while True:
+        ids = encode(tokenizer, system + body + answer)
+        if len(ids) <= max_length:
+            return ids, truncated
+        shorter = _trim_oldest(body)
+        if shorter is None:
+            return ids[-max_length:], True
+        body, truncated = shorter, True
+
+
+def common_prefix_len(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists (the shared prompt of a pair)."""
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

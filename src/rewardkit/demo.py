@@ -1,0 +1,79 @@
+"""`rewardkit demo`: the whole train → score loop on built-in data and the packaged MiniLM, offline."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rewardkit.data.schema import PreferencePair
+
+logger = logging.getLogger("rewardkit.demo")
+
+
+@dataclass
+class DemoArguments:
+    output_dir: str = field(default="outputs/demo", metadata={"help": "Where the data, checkpoints and model go."})
+    n_train: int = field(default=2400, metadata={"help": "Synthetic training pairs (seed 0)."})
+    n_eval: int = field(default=400, metadata={"help": "Held-out synthetic pairs (seed 1)."})
+    num_train_epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
+    per_device_train_batch_size: int = field(default=16, metadata={"help": "Pairs per step."})
+    max_length: int = field(default=256, metadata={"help": "Tokens per conversation."})
+    use_peft: bool = field(default=False, metadata={"help": "LoRA instead of full fine-tuning."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."})
+    seed: int = field(default=0, metadata={"help": "Random seed."})
+
+
+def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
+    with path.open("w") as f:
+        for p in pairs:
+            f.write(json.dumps({"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}],
+                                "rejected": [{"role": "assistant", "content": p.rejected}],
+                                "subset": p.subset}) + "\n")
+
+
+def run_demo(args: DemoArguments) -> dict:
+    """Generate data, train, report held-out accuracy, then score the seed article's apples example."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+
+    from rewardkit.assets import minilm_dir
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
+    from rewardkit.data.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, make_preference_set
+    from rewardkit.train.run import run_train
+
+    out = Path(args.output_dir)
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    _write_jsonl(make_preference_set(args.n_train, seed=args.seed), out / "data" / "train.jsonl")
+    _write_jsonl(make_preference_set(args.n_eval, seed=args.seed + 1), out / "data" / "heldout.jsonl")
+    model_dir = out / "model"
+    metrics = run_train(
+        ModelArguments(model_name_or_path=args.model_name_or_path or str(minilm_dir())),
+        DataArguments(train_file_dir=str(out / "data" / "train.jsonl"),
+                      validation_file_dir=str(out / "data" / "heldout.jsonl"), max_length=args.max_length),
+        TrainingArguments(output_dir=str(model_dir), num_train_epochs=args.num_train_epochs,
+                          learning_rate=args.learning_rate, per_device_train_batch_size=args.per_device_train_batch_size,
+                          per_device_eval_batch_size=64, warmup_steps=0.1, logging_steps=20, save_strategy="no",
+                          eval_strategy="no", report_to="none", seed=args.seed, do_train=True, do_eval=True,
+                          use_cpu=not torch.cuda.is_available()),
+        ScriptArguments(use_peft=args.use_peft, template_name="auto"),
+    )
+    # Score exactly as the seed article does, with nothing from rewardkit: the checkpoint is plain.
+    rm = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    scores = []
+    for answer in (APPLES_GOOD, APPLES_BAD):
+        conv = [{"role": "user", "content": APPLES_PROMPT}, {"role": "assistant", "content": answer}]
+        enc = tok.apply_chat_template(conv, tokenize=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            scores.append(rm(**enc).logits[0][0].item())
+    accuracy = metrics["eval"]["eval_accuracy"]
+    print(f"\nheld-out accuracy: {accuracy:.1%} on {metrics['eval']['eval_samples']} synthetic pairs (chance 50%)")
+    print(f"Score for response 1 (correct, 9 ÷ 3 = 3): {scores[0]:.4f}")
+    print(f"Score for response 2 (wrong, 9 ÷ 2 = 4.5): {scores[1]:.4f}")
+    print(f"the correct answer {'wins' if scores[0] > scores[1] else 'LOSES'}; model saved in {model_dir}")
+    result = {"heldout_accuracy": accuracy, "apples_scores": scores, "model_dir": str(model_dir)}
+    (out / "demo_result.json").write_text(json.dumps(result, indent=2))
+    return result

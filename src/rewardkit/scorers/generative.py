@@ -1,0 +1,407 @@
+"""A chat LM used as a judge: pairwise verdicts, 1-10 ratings, or verdict/rating probabilities.
+
+Three modes, chosen once at construction:
+
+* ``"pairwise"``: the judge writes a short explanation ending in ``[[A]]``, ``[[B]]`` or ``[[C]]``
+  (tie). Every pair is judged in both orders (A=x,B=y and A=y,B=x) with greedy decoding. A tie,
+  an unparsable output, or verdicts that disagree between the orders all end up as half a win;
+  parse failures and order disagreements are counted in :meth:`GenerativeJudge.stats`.
+* ``"pointwise"``: the judge writes an explanation ending in ``Rating: [[N]]``, N in 1..10. An
+  unparsable rating scores ``FALLBACK_RATING`` (5.5, the middle of the scale) with
+  ``sub_scores["parse_failed"] = 1``.
+* ``"logprob"``: nothing is generated. The assistant turn is prefilled up to the decision
+  (``Verdict: [[`` / ``Rating: [[``) and the next-token distribution is read. Pairwise:
+  P(A) is the softmax over the logits of the tokens "A" and "B" only, and
+  P(x beats y) = (P_A(x first) + P_B(y first)) / 2, so P(x>y) + P(y>x) = 1. Pointwise: the
+  expected rating under the softmax over the tokens "1".."9"; where "10" is two tokens ("1", "0")
+  (Llama/SmolLM tokenizers) the mass of "1" is split between 1 and 10 by a second step that
+  compares "0" with "]]" after "1". If a tokenizer allows neither, ratings are 1..9.
+
+Generation stops at the first ``]]``: the first bracketed item is the decision.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from rewardkit.errors import RewardkitError
+from rewardkit.scorers import judge_prompts as jp
+from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
+
+MODES = ("pairwise", "pointwise", "logprob")
+FALLBACK_RATING = 5.5
+
+
+# ---------------------------------------------------------------- pure maths (tested by hand)
+@dataclass
+class PairJudgment:
+    """One pair judged in both orders. p_win: how much x beats y, in [0, 1]."""
+
+    p_win: float
+    order_consistent: bool
+    parse_failures: int = 0
+
+
+def verdict_outcome(verdict: str | None, x_is_a: bool) -> float:
+    """x's share of one verdict: 1 win, 0 loss, 0.5 for a tie ("C") or no verdict (None)."""
+    if verdict in ("A", "B"):
+        return float((verdict == "A") == x_is_a)
+    return 0.5
+
+
+def combine_verdicts(v_xy: str | None, v_yx: str | None) -> PairJudgment:
+    """Verdicts with x shown as A (`v_xy`) and as B (`v_yx`) -> x's mean outcome over both orders.
+
+    The orders agree only when both verdicts parsed and give x the same outcome.
+    """
+    first, second = verdict_outcome(v_xy, True), verdict_outcome(v_yx, False)
+    failures = (v_xy is None) + (v_yx is None)
+    return PairJudgment((first + second) / 2, failures == 0 and first == second, failures)
+
+
+def two_way_prob(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:
+    """P(A) under the softmax restricted to the two logits."""
+    return torch.sigmoid(logit_a.double() - logit_b.double())
+
+
+def combine_probs(p_a_xy: float, p_a_yx: float) -> PairJudgment:
+    """P(A) with x shown as A and with x shown as B -> P(x beats y) averaged over both orders.
+
+    The orders agree when both lean the same way (x preferred in both, or y in both).
+    """
+    p_x_first, p_x_second = p_a_xy, 1.0 - p_a_yx
+    consistent = math.copysign(1, p_x_first - 0.5) == math.copysign(1, p_x_second - 0.5)
+    return PairJudgment((p_x_first + p_x_second) / 2, consistent)
+
+
+def rating_probs(first_logits: torch.Tensor, ten_split_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """Probabilities of ratings 1..10 (columns) from next-token logits.
+
+    Args:
+        first_logits: [n, 9] logits of "1".."9", or [n, 10] when "10" is one token.
+        ten_split_logits: [n, 2] logits of ("0", "]]") after "1": splits P("1") into 10 and 1.
+    """
+    probs = torch.softmax(first_logits.double(), dim=-1)
+    if probs.shape[-1] == 10:
+        return probs
+    if ten_split_logits is None:
+        return torch.cat([probs, torch.zeros_like(probs[:, :1])], dim=-1)
+    p_ten = torch.softmax(ten_split_logits.double(), dim=-1)[:, :1]
+    return torch.cat([probs[:, :1] * (1 - p_ten), probs[:, 1:], probs[:, :1] * p_ten], dim=-1)
+
+
+def expected_rating(probs: torch.Tensor) -> torch.Tensor:
+    """Mean rating under [n, 10] probabilities of ratings 1..10."""
+    return probs @ torch.arange(1, 11, dtype=probs.dtype)
+
+
+def continuation_token(tokenizer, context: str, piece: str) -> int | None:
+    """The single token `piece` adds after `context`, or None if it is not exactly one new token."""
+    head = tokenizer.encode(context, add_special_tokens=False)
+    full = tokenizer.encode(context + piece, add_special_tokens=False)
+    if len(full) == len(head) + 1 and full[: len(head)] == head:
+        return full[-1]
+    return None
+
+
+# ---------------------------------------------------------------- the judge
+class GenerativeJudge:
+    """A local causal chat LM as a reward model (kind "generative").
+
+    Example:
+        >>> judge = GenerativeJudge("models/smollm2-135m-instruct", mode="logprob")  # doctest: +SKIP
+        >>> chosen, rejected = judge.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
+        >>> judge.stats()["order_consistency_rate"]  # doctest: +SKIP
+        1.0
+    """
+
+    kind = "generative"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        mode: str = "pairwise",
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        dtype: str | torch.dtype | None = None,
+        device: str | None = None,
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        max_length: int = 2048,
+    ):
+        if mode not in MODES:
+            raise RewardkitError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
+        if max_new_tokens < 1 or batch_size < 1 or max_length < 16:
+            raise RewardkitError("max_new_tokens and batch_size must be >= 1 and max_length >= 16")
+        self.mode, self.max_new_tokens, self.seed = mode, max_new_tokens, seed
+        self.batch_size, self.max_length = batch_size, max_length
+        self.model, self.tokenizer = _load(Path(model_path), dtype, device, trust_remote_code)
+        self.last_generations: list[str] = []  # raw judge outputs of the latest call, for inspection
+        self.reset_stats()
+        if mode == "logprob":
+            self._verdict_ids = self._decision_tokens(jp.VERDICT_PREFILL, ["A", "B"])
+            self._rating_ids, self._ten_split = self._rating_tokens()
+
+    # ---- protocol
+    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
+        """Rate each conversation's last assistant answer 1..10 (modes pointwise and logprob)."""
+        if self.mode == "pairwise":
+            raise RewardkitError(
+                "score_detailed rates one answer at a time, which needs mode='pointwise' or mode='logprob' "
+                "(this judge has mode='pairwise'); use score_pairs or compare for pairwise verdicts"
+            )
+        heads, answers = [], []
+        for i, conv in enumerate(conversations):
+            if not conv or conv[-1]["role"] != "assistant":
+                raise RewardkitError(f"conversation {i}: must end with an assistant message (the answer to rate)")
+            heads.append(list(conv[:-1]))
+            answers.append(conv[-1]["content"])
+        prompts = [self._fit(h, [a], pointwise=True) for h, a in zip(heads, answers)]
+        if self.mode == "logprob":
+            return self._rate_logprob(prompts)
+        return self._rate_generated(prompts)
+
+    def score(self, conversations: Sequence[Conversation]) -> list[float]:
+        return [s.score for s in self.score_detailed(conversations)]
+
+    def score_pairs(self, prompts, chosen, rejected) -> tuple[list[float], list[float]]:
+        """Pairwise/logprob: P(chosen beats rejected) and its complement. Pointwise: both ratings."""
+        if not len(prompts) == len(chosen) == len(rejected):
+            raise RewardkitError("score_pairs: prompts, chosen and rejected must have the same length")
+        if self.mode == "pointwise":
+            convs = [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, chosen)]
+            convs += [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, rejected)]
+            scores = self.score(convs)
+            return scores[: len(chosen)], scores[len(chosen) :]
+        wins = [s.score for s in self.judge_pairs(prompts, chosen, rejected)]
+        return wins, [1.0 - w for w in wins]
+
+    def compare(self, prompt: Conversation | str, responses: Sequence[str]) -> Comparison:
+        """Rank responses: by rating (pointwise), else by mean win rate in a round-robin (both orders)."""
+        if not responses:
+            raise RewardkitError("compare: responses is empty")
+        if self.mode == "pointwise":
+            scores = self.score([as_messages(prompt) + [{"role": "assistant", "content": r}] for r in responses])
+            return Comparison(scores=scores, ranking=ranking(scores))
+        n = len(responses)
+        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        judged = self.judge_pairs([prompt] * len(pairs), [responses[i] for i, _ in pairs], [responses[j] for _, j in pairs])
+        wins = [0.0] * n
+        for (i, j), s in zip(pairs, judged):
+            wins[i] += s.score
+            wins[j] += 1.0 - s.score
+        scores = [w / (n - 1) for w in wins] if n > 1 else [0.5]
+        return Comparison(scores=scores, ranking=ranking(scores))
+
+    # ---- pairwise judgments
+    def judge_pairs(self, prompts, xs: Sequence[str], ys: Sequence[str]) -> list[Score]:
+        """Judge x against y for each prompt, in both orders; `Score.score` is x's win share.
+
+        `sub_scores` holds ``p_win``, ``order_consistent`` (1/0) and ``parse_failed`` (the fraction
+        of the two judgments that gave no verdict), so averages over items are the rates.
+        """
+        if self.mode == "pointwise":
+            raise RewardkitError("judge_pairs needs mode='pairwise' or mode='logprob' (this judge has mode='pointwise')")
+        built = []
+        for p, x, y in zip(prompts, xs, ys):
+            head = as_messages(p)
+            built += [self._fit(head, [x, y], pointwise=False), self._fit(head, [y, x], pointwise=False)]
+        if self.mode == "logprob":
+            logits, _ = self._next_token_logits([b[0] for b in built])
+            p_a = two_way_prob(logits[:, self._verdict_ids[0]], logits[:, self._verdict_ids[1]]).tolist()
+            results = [combine_probs(p_a[k], p_a[k + 1]) for k in range(0, len(built), 2)]
+        else:
+            outs = self._generate([b[0] for b in built])
+            verdicts = [jp.parse_verdict(o) for o in outs]
+            results = [combine_verdicts(verdicts[k], verdicts[k + 1]) for k in range(0, len(built), 2)]
+        scores = []
+        for k, r in enumerate(results):
+            self._counts["judgments"] += 2
+            self._counts["parse_failures"] += r.parse_failures
+            self._counts["pairs"] += 1
+            self._counts["order_consistent"] += int(r.order_consistent)
+            self._counts["order_inconsistent"] += int(r.parse_failures == 0 and not r.order_consistent)
+            (_, n1, t1), (_, n2, t2) = built[2 * k], built[2 * k + 1]
+            sub = {"p_win": r.p_win, "order_consistent": float(r.order_consistent), "parse_failed": r.parse_failures / 2}
+            scores.append(Score(score=r.p_win, num_tokens=max(n1, n2), truncated=t1 or t2, sub_scores=sub))
+        return scores
+
+    # ---- statistics
+    def reset_stats(self) -> None:
+        self._counts = {"judgments": 0, "parse_failures": 0, "pairs": 0, "order_consistent": 0, "order_inconsistent": 0}
+
+    def stats(self) -> dict[str, float]:
+        """Counters since construction (or `reset_stats`) and the two rates (0.0 when nothing was judged).
+
+        ``parse_failure_rate`` = parse_failures / judgments (one judgment = one order, or one rating);
+        ``order_consistency_rate`` = pairs whose two orders both gave a verdict and agree / pairs.
+        ``order_inconsistent`` counts pairs with two verdicts that disagree.
+        """
+        c = dict(self._counts)
+        c["parse_failure_rate"] = c["parse_failures"] / c["judgments"] if c["judgments"] else 0.0
+        c["order_consistency_rate"] = c["order_consistent"] / c["pairs"] if c["pairs"] else 0.0
+        return c
+
+    # ---- ratings
+    def _rate_generated(self, prompts: list[tuple[str, int, bool]]) -> list[Score]:
+        outs = self._generate([p[0] for p in prompts])
+        scores = []
+        for (_, n, trunc), out in zip(prompts, outs):
+            rating = jp.parse_rating(out)
+            self._counts["judgments"] += 1
+            self._counts["parse_failures"] += int(rating is None)
+            value = FALLBACK_RATING if rating is None else float(rating)
+            sub = {"rating": value, "parse_failed": float(rating is None)}
+            scores.append(Score(score=value, num_tokens=n, truncated=trunc, sub_scores=sub))
+        return scores
+
+    def _rate_logprob(self, prompts: list[tuple[str, int, bool]]) -> list[Score]:
+        one = self._ten_split[0] if self._ten_split else None
+        logits, after_one = self._next_token_logits([p[0] for p in prompts], follow=one)
+        split = after_one[:, list(self._ten_split[1:])] if self._ten_split else None
+        probs = rating_probs(logits[:, self._rating_ids], split)
+        expected = expected_rating(probs).tolist()
+        self._counts["judgments"] += len(prompts)
+        return [
+            Score(score=e, num_tokens=n, truncated=t, sub_scores={"expected_rating": e, "p_top": float(pr.max())})
+            for (_, n, t), e, pr in zip(prompts, expected, probs)
+        ]
+
+    # ---- prompts
+    def _fit(self, history: Conversation, answers: list[str], pointwise: bool) -> tuple[str, int, bool]:
+        """(chat-rendered judge prompt, its token count, truncated?) within max_length.
+
+        Older turns go first; if the last turn and the answers alone are still too long, each of
+        them is clipped to a shared token budget (head kept, " [...]" appended).
+        """
+        budget = self.max_length - (1 if self.mode == "logprob" else self.max_new_tokens)
+        history, answers, truncated = list(history), list(answers), False
+        while True:
+            text = self._render(history, answers, pointwise)
+            n = self._count(text)
+            if n <= budget:
+                return text, n, truncated
+            truncated = True
+            older = [i for i, m in enumerate(history[:-1]) if m["role"] != "system"]
+            if older:
+                history.pop(older[0])
+                continue
+            fields = [m["content"] for m in history[-1:]] + answers
+            lengths = [self._count(f) for f in fields]
+            cap = max(lengths) - (n - budget) - 8
+            if cap < 16:
+                raise RewardkitError(
+                    f"max_length={self.max_length} is too small for the judge prompt (needs {n - budget} more tokens)"
+                )
+            fields = [self._clip(f, cap) if length > cap else f for f, length in zip(fields, lengths)]
+            if history:
+                history[-1] = {**history[-1], "content": fields.pop(0)}
+            answers = fields
+
+    def _count(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _clip(self, text: str, n_tokens: int) -> str:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return self.tokenizer.decode(ids[:n_tokens]) + " [...]"
+
+    def _render(self, history: Conversation, answers: list[str], pointwise: bool) -> str:
+        only = self.mode == "logprob"
+        if pointwise:
+            user, prefill = jp.pointwise_prompt(history, answers[0], verdict_only=only), jp.RATING_PREFILL
+        else:
+            user, prefill = jp.pairwise_prompt(history, answers[0], answers[1], verdict_only=only), jp.VERDICT_PREFILL
+        text = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        )
+        return text + prefill if only else text
+
+    # ---- model calls
+    @torch.inference_mode()
+    def _generate(self, texts: list[str]) -> list[str]:
+        from transformers import GenerationConfig
+
+        config = GenerationConfig(
+            max_new_tokens=self.max_new_tokens, do_sample=False, stop_strings=["]]"],
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
+        )
+        outs = []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self._encode(texts[start : start + self.batch_size])
+            torch.manual_seed(self.seed)
+            ids = self.model.generate(**enc, generation_config=config, tokenizer=self.tokenizer)
+            outs += self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        self.last_generations = outs
+        return outs
+
+    @torch.inference_mode()
+    def _next_token_logits(self, texts: list[str], follow: int | None = None):
+        """Last-position logits [n, vocab], and (if `follow`) the logits after appending that token."""
+        firsts, seconds = [], []
+        for start in range(0, len(texts), self.batch_size):
+            enc = self._encode(texts[start : start + self.batch_size])
+            mask = enc["attention_mask"]
+            # left padding: positions count real tokens only, as generate() does
+            pos = (mask.cumsum(-1) - 1).clamp(min=0)
+            out = self.model(**enc, position_ids=pos, use_cache=follow is not None)
+            firsts.append(out.logits[:, -1, :].float().cpu())
+            if follow is not None:
+                step = torch.full_like(enc["input_ids"][:, :1], follow)
+                nxt = self.model(
+                    input_ids=step, attention_mask=torch.cat([mask, torch.ones_like(step)], dim=-1),
+                    position_ids=pos[:, -1:] + 1, past_key_values=out.past_key_values,
+                )
+                seconds.append(nxt.logits[:, -1, :].float().cpu())
+        return torch.cat(firsts), (torch.cat(seconds) if seconds else None)
+
+    def _encode(self, texts: list[str]) -> dict:
+        enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
+        return {k: v.to(self.model.device) for k, v in enc.items()}
+
+    # ---- decision tokens (logprob mode)
+    def _decision_tokens(self, context: str, pieces: list[str]) -> list[int]:
+        ids = [continuation_token(self.tokenizer, context, p) for p in pieces]
+        bad = [p for p, i in zip(pieces, ids) if i is None]
+        if bad:
+            raise RewardkitError(
+                f"mode='logprob': this tokenizer does not read {bad} as one token after {context!r}; "
+                "use mode='pairwise' or 'pointwise' with this model"
+            )
+        return ids
+
+    def _rating_tokens(self) -> tuple[list[int], tuple[int, int, int] | None]:
+        """Token ids of "1".."9" (+ "10" if one token), and ("1", "0", "]]") ids if 10 = "1" + "0"."""
+        ids = self._decision_tokens(jp.RATING_PREFILL, [str(n) for n in range(1, 10)])
+        ten = continuation_token(self.tokenizer, jp.RATING_PREFILL, "10")
+        if ten is not None:
+            return ids + [ten], None
+        after = jp.RATING_PREFILL + "1"
+        zero, close = continuation_token(self.tokenizer, after, "0"), continuation_token(self.tokenizer, after, "]]")
+        return ids, ((ids[0], zero, close) if zero is not None and close is not None else None)
+
+
+def _load(path: Path, dtype, device: str | None, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "config.json").is_file():
+        raise RewardkitError(f"model_path={str(path)!r}: no config.json; expected a local causal-LM folder")
+    if isinstance(dtype, str) and dtype != "auto":
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise RewardkitError(f"dtype={dtype!r}: expected auto, float32, float16 or bfloat16")
+        dtype = getattr(torch, dtype)
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if not tokenizer.chat_template:
+        raise RewardkitError(f"{path}: the tokenizer has no chat template; a generative judge needs a chat model")
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(
+        path, dtype=dtype or "auto", device_map=device, trust_remote_code=trust_remote_code
+    )
+    return model.eval(), tokenizer

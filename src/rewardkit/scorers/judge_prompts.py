@@ -1,0 +1,126 @@
+"""What a generative judge is asked, and how its answer is read back.
+
+The judge sees one user message (no system message, so any chat template accepts it) holding the
+instructions, the conversation so far and the answer(s). It must put its decision in double
+brackets: ``[[A]]`` / ``[[B]]`` / ``[[C]]`` (tie) for a pairwise verdict, ``[[N]]`` with N an integer
+1..10 for a rating. Parsing is strict: exactly one bracketed item, spelled exactly, anywhere in the
+output; anything else is a parse failure (the caller counts it and falls back to a tie or a neutral
+rating).
+
+For the logprob modes the same prompts are used with "verdict only" wording, and the assistant turn
+is prefilled with ``VERDICT_PREFILL`` / ``RATING_PREFILL`` so that the very next token is the
+decision.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rewardkit.data.schema import Message
+
+VERDICTS = ("A", "B", "C")  # C is a tie
+VERDICT_PREFILL = "Verdict: [["
+RATING_PREFILL = "Rating: [["
+RATINGS = tuple(range(1, 11))
+
+_ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
+_BRACKETED = re.compile(r"\[\[(.*?)\]\]", re.DOTALL)
+_RATING = re.compile(r"10|[1-9]")
+
+PAIRWISE_TEMPLATE = """\
+Please act as an impartial judge. Below is a conversation between a user and an AI assistant, \
+followed by two possible answers, A and B, to the user's last message. Decide which answer is \
+better: more helpful, accurate, honest and harmless. The order of the answers and their length \
+must not influence you.
+
+[Conversation]
+{conversation}
+
+[Answer A]
+{answer_a}
+
+[Answer B]
+{answer_b}
+
+{ending}"""
+
+PAIRWISE_ENDING_EXPLAIN = (
+    'Explain your reasoning in one or two sentences, then end with your verdict in exactly this form: '
+    '"[[A]]" if answer A is better, "[[B]]" if answer B is better, or "[[C]]" for a tie.'
+)
+PAIRWISE_ENDING_VERDICT_ONLY = (
+    'Reply with your verdict only, in exactly this form: "Verdict: [[A]]" if answer A is better or '
+    '"Verdict: [[B]]" if answer B is better.'
+)
+
+POINTWISE_TEMPLATE = """\
+Please act as an impartial judge. Below is a conversation between a user and an AI assistant, \
+followed by the assistant's answer to the user's last message. Rate the answer on a scale from 1 \
+(useless, wrong or harmful) to 10 (excellent: helpful, accurate, honest and harmless).
+
+[Conversation]
+{conversation}
+
+[Answer]
+{answer}
+
+{ending}"""
+
+POINTWISE_ENDING_EXPLAIN = (
+    "Explain your rating in one or two sentences, then end with it in exactly this form: "
+    '"Rating: [[N]]", where N is a whole number from 1 to 10.'
+)
+POINTWISE_ENDING_VERDICT_ONLY = (
+    'Reply with your rating only, in exactly this form: "Rating: [[N]]", where N is a whole number from 1 to 10.'
+)
+
+
+def render_conversation(messages: Sequence[Message]) -> str:
+    """The conversation as readable text: one "Role: content" block per turn, blank lines between."""
+    return "\n\n".join(f"{_ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages)
+
+
+def pairwise_prompt(history: Sequence[Message], answer_a: str, answer_b: str, verdict_only: bool = False) -> str:
+    """The user message asking which of two answers to `history` is better.
+
+    Example:
+        >>> "[Answer A]\\nfour" in pairwise_prompt([{"role": "user", "content": "2+2?"}], "four", "five")
+        True
+    """
+    ending = PAIRWISE_ENDING_VERDICT_ONLY if verdict_only else PAIRWISE_ENDING_EXPLAIN
+    return PAIRWISE_TEMPLATE.format(
+        conversation=render_conversation(history), answer_a=answer_a, answer_b=answer_b, ending=ending
+    )
+
+
+def pointwise_prompt(history: Sequence[Message], answer: str, verdict_only: bool = False) -> str:
+    """The user message asking for a 1-10 rating of `answer` to `history`."""
+    ending = POINTWISE_ENDING_VERDICT_ONLY if verdict_only else POINTWISE_ENDING_EXPLAIN
+    return POINTWISE_TEMPLATE.format(conversation=render_conversation(history), answer=answer, ending=ending)
+
+
+def parse_verdict(text: str) -> str | None:
+    """"A", "B" or "C" (tie) when `text` holds exactly one bracketed item and it is one of those; else None.
+
+    Example:
+        >>> parse_verdict("B is clearer. [[B]]"), parse_verdict("[[A]] or [[B]]"), parse_verdict("[[a]]")
+        ('B', None, None)
+    """
+    found = _BRACKETED.findall(text)
+    if len(found) == 1 and found[0] in VERDICTS:
+        return found[0]
+    return None
+
+
+def parse_rating(text: str) -> int | None:
+    """The integer N when `text` holds exactly one bracketed item and it is exactly 1..10; else None.
+
+    Example:
+        >>> parse_rating("Rating: [[7]]"), parse_rating("[[7]] [[8]]"), parse_rating("[[3.5]]")
+        (7, None, None)
+    """
+    found = _BRACKETED.findall(text)
+    if len(found) == 1 and _RATING.fullmatch(found[0]):
+        return int(found[0])
+    return None

@@ -1,0 +1,493 @@
+"""`rewardkit serve`: a FastAPI app around one reward model, with dynamic batching and limits.
+
+Routes: POST /score, /compare, /get_reward (OpenRLHF's remote RM shape), /pooling (vLLM's pooling
+shape); GET /health (no auth), /metrics (Prometheus). OpenAPI docs at /docs and /openapi.json.
+
+Example:
+    >>> from fastapi.testclient import TestClient
+    >>> class Length:  # any object with score_detailed(conversations) -> list[Score]
+    ...     kind, name = "demo", "length"
+    ...     def score_detailed(self, convs):
+    ...         return [Score(float(len(c[-1]["content"]))) for c in convs]
+    >>> client = TestClient(create_app(Length()))
+    >>> client.post("/score", json={"conversations": [[{"role": "user", "content": "abc"}]]}).json()["scores"]
+    [3.0]
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import math
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from pydantic import AfterValidator, BaseModel, Field, model_validator
+
+from rewardkit.errors import RewardkitError
+from rewardkit.scorers.base import Score, as_messages, ranking
+from rewardkit.serve.batcher import Batcher, Kind, LimitExceeded
+from rewardkit.serve.metrics import ServeMetrics
+
+log = logging.getLogger("rewardkit.serve")
+PUBLIC_PATHS = frozenset({"/health"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def _unicode(s: str) -> str:
+    # JSON may carry lone surrogates ("\ud800"); tokenizers cannot encode them.
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"text is not valid Unicode (lone surrogate at position {err.start})") from None
+    return s
+
+
+Text = Annotated[str, AfterValidator(_unicode)]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: Text
+
+
+Messages = Annotated[list[ChatMessage], Field(min_length=1)]
+
+
+class ScoreRequest(BaseModel):
+    conversations: list[Messages] = Field(description="Conversations, each ending with the answer to rate.")
+
+
+class ScoreResponse(BaseModel):
+    scores: list[float]
+    num_tokens: list[int]
+    truncated: list[bool]
+    normalized: list[float | None] | None = Field(description="null unless the model has reward statistics")
+    sub_scores: list[dict[str, float]] | None = Field(None, description="per-objective rewards, if any")
+
+
+class CompareRequest(BaseModel):
+    prompt: Text | Messages = Field(description="The prompt, as text (one user turn) or as messages.")
+    responses: list[Text] = Field(min_length=1, description="Candidate answers to rank.")
+
+
+class CompareResponse(ScoreResponse):
+    ranking: list[int] = Field(description="indices into `responses`, best first")
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF's remote reward model request; other keys (`prompts`, `labels`, ...) are ignored."""
+
+    query: Text | list[Text] = Field(description="Prompt + response texts, formatted with the chat template.")
+
+
+class GetRewardResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+
+
+class PoolingRequest(BaseModel):
+    """vLLM's pooling request: chat form (`messages`, one conversation) or completion form (`input`)."""
+
+    model: str | None = None
+    messages: Messages | None = None
+    input: Text | list[Text] | None = Field(None, description="Already formatted text(s).")
+
+    @model_validator(mode="after")
+    def _one_form(self):
+        if (self.messages is None) == (self.input is None):
+            raise ValueError("give exactly one of 'messages' (a conversation) or 'input' (text or texts)")
+        return self
+
+
+class FieldError(BaseModel):
+    where: str = Field(description="the field, e.g. conversations[0][1].role")
+    msg: str
+    type: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str = Field(description="what was wrong, and the setting or field involved")
+    errors: list[FieldError] | None = Field(None, description="one entry per invalid field (422 only)")
+
+
+def _errors(*codes: int) -> dict:
+    why = {400: "not supported by this model", 401: "missing or wrong API key", 413: "over a server limit",
+           422: "invalid request", 500: "the model failed"}
+    return {c: {"model": ErrorResponse, "description": why[c]} for c in codes}
+
+
+class PoolingData(BaseModel):
+    index: int
+    object: str = "pooling"
+    data: list[float]
+
+
+class PoolingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    completion_tokens: int = 0
+    prompt_tokens_details: None = None
+
+
+class PoolingResponse(BaseModel):
+    id: str
+    object: str = "list"
+    created: int
+    model: str
+    data: list[PoolingData]
+    usage: PoolingUsage
+
+
+@dataclass
+class _Served:
+    """What the routes need, kept on `app.state.served`."""
+
+    model: Any
+    name: str
+    batcher: Batcher
+    metrics: ServeMetrics
+    max_items: int
+
+
+def _served(request: Request) -> _Served:
+    return request.app.state.served
+
+
+def _check_items(served: _Served, n: int, what: str) -> None:
+    if n > served.max_items:
+        cap = served.max_items
+        raise HTTPException(413, f"request has {n} {what}; the server accepts at most {cap} (max_items)")
+
+
+async def _scored(served: _Served, kind: Kind, payloads: list) -> list[Score]:
+    if kind == "texts" and not callable(getattr(served.model, "score_texts", None)):
+        raise HTTPException(
+            400, f"this model (kind={getattr(served.model, 'kind', '?')}) cannot score formatted text; "
+            "send messages to /score or /pooling instead",
+        )
+    return await _run(served.batcher, kind, payloads)
+
+
+scoring = APIRouter()
+
+
+@scoring.post("/score", response_model=ScoreResponse, response_model_exclude_unset=True)
+async def score(req: ScoreRequest, request: Request):
+    """Scores each conversation's last answer."""
+    served = _served(request)
+    _check_items(served, len(req.conversations), "conversations")
+    convs = [[m.model_dump() for m in conv] for conv in req.conversations]
+    return ScoreResponse(**_columns(await _scored(served, "conversations", convs)))
+
+
+@scoring.post("/compare", response_model=CompareResponse, response_model_exclude_unset=True)
+async def compare(req: CompareRequest, request: Request):
+    """Scores candidate answers to one prompt and ranks them, best first."""
+    served = _served(request)
+    _check_items(served, len(req.responses), "responses")
+    head = as_messages(req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt])
+    convs = [head + [{"role": "assistant", "content": r}] for r in req.responses]
+    cols = _columns(await _scored(served, "conversations", convs))
+    return CompareResponse(**cols, ranking=ranking(cols["scores"]))
+
+
+@scoring.post("/get_reward", response_model=GetRewardResponse)
+async def get_reward(req: GetRewardRequest, request: Request):
+    """OpenRLHF remote reward model: formatted texts in, `rewards` (= `scores`) out."""
+    served = _served(request)
+    texts = [req.query] if isinstance(req.query, str) else req.query
+    _check_items(served, len(texts), "queries")
+    rewards = _columns(await _scored(served, "texts", texts))["scores"]
+    return GetRewardResponse(rewards=rewards, scores=rewards)
+
+
+@scoring.post("/pooling", response_model=PoolingResponse)
+async def pooling(req: PoolingRequest, request: Request):
+    """vLLM-style pooling for reward models: the reward head's output for each input."""
+    served = _served(request)
+    if req.messages is not None:
+        results = await _scored(served, "conversations", [[m.model_dump() for m in req.messages]])
+    else:
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        _check_items(served, len(texts), "inputs")
+        results = await _scored(served, "texts", texts)
+    _columns(results)  # the finiteness check
+    tokens = sum(int(s.num_tokens) for s in results)
+    return PoolingResponse(
+        id=f"pool-{uuid.uuid4().hex}", created=int(time.time()), model=served.name,
+        data=[PoolingData(index=i, data=_head_output(s)) for i, s in enumerate(results)],
+        usage=PoolingUsage(prompt_tokens=tokens, total_tokens=tokens),
+    )
+
+
+ops = APIRouter()
+
+
+@ops.get("/metrics", response_class=Response)
+async def prometheus(request: Request):
+    """Prometheus text: requests by route and status, latency, batch sizes, queue depth."""
+    body, content_type = _served(request).metrics.render()
+    return Response(body, media_type=content_type)
+
+
+public = APIRouter()
+
+
+@public.get("/health")
+async def health(request: Request):
+    """Liveness, without auth."""
+    served = _served(request)
+    return {"status": "ok", "model": served.name, "kind": getattr(served.model, "kind", None)}
+
+
+def create_app(
+    model: Any,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = 8 * 2**20,
+    max_items: int = 256,
+    max_tokens_per_item: int | None = 32768,
+    max_batch_tokens: int = 16384,
+    max_batch_items: int = 64,
+    max_wait_ms: float = 5.0,
+    batching: bool = True,
+) -> FastAPI:
+    """A FastAPI app serving `model`.
+
+    Args:
+        model: a reward model offering `score_detailed`; `score_texts` (for /get_reward and
+            /pooling with `input`), `count_tokens`, `max_length`, `name`, `kind` are used when present.
+        api_key: when set, every route but /health needs `Authorization: Bearer <api_key>`.
+        max_body_bytes: larger request bodies get 413.
+        max_items: most conversations / responses / texts in one request (413 above).
+        max_tokens_per_item: longer items get 413 (None: no limit; needs the model's `count_tokens`).
+        max_batch_tokens, max_batch_items, max_wait_ms: dynamic batching budget (see `Batcher`).
+        batching: False scores each request alone (for comparison).
+    """
+    _check_settings(
+        model, max_body_bytes=max_body_bytes, max_items=max_items, max_batch_tokens=max_batch_tokens,
+        max_batch_items=max_batch_items, max_tokens_per_item=max_tokens_per_item, max_wait_ms=max_wait_ms,
+    )
+    batcher = Batcher(
+        model, max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_wait_ms=max_wait_ms,
+        max_tokens_per_item=max_tokens_per_item, enabled=batching,
+    )
+    metrics = ServeMetrics(queue_depth=batcher.queue_depth)
+    batcher.on_batch = metrics.observe_batch
+    name = str(getattr(model, "name", None) or getattr(model, "kind", None) or type(model).__name__)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        batcher.close()
+
+    app = FastAPI(title="rewardkit", summary=f"Reward model server: {name}", lifespan=lifespan)
+    app.state.served = _Served(model, name, batcher, metrics, max_items)
+    _add_error_handlers(app)
+    # The bearer dependency documents the key in OpenAPI (/docs gets "Authorize"); _Guard checks it.
+    secured = [Depends(HTTPBearer(auto_error=False))] if api_key else []
+    app.include_router(scoring, dependencies=secured, responses=_errors(400, 401, 413, 422, 500))
+    app.include_router(ops, dependencies=secured, responses=_errors(401))
+    app.include_router(public)
+    # Metrics label requests by path only for known routes, so stray URLs cannot grow the label set.
+    every = [*app.routes, *scoring.routes, *ops.routes, *public.routes]
+    routes = frozenset(r.path for r in every if hasattr(r, "path"))
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics, routes=routes)
+    return app
+
+
+def _check_settings(model: Any, *, max_tokens_per_item: int | None, max_wait_ms: float, **at_least_1: int):
+    for name, value in at_least_1.items():
+        if value < 1:
+            raise RewardkitError(f"serve: {name} must be >= 1, got {value}")
+    if max_tokens_per_item is not None and max_tokens_per_item < 1:
+        raise RewardkitError(f"serve: max_tokens_per_item must be >= 1 or None, got {max_tokens_per_item}")
+    if max_wait_ms < 0:
+        raise RewardkitError(f"serve: max_wait_ms must be >= 0, got {max_wait_ms}")
+    if not callable(getattr(model, "score_detailed", None)):
+        raise RewardkitError(f"serve: {type(model).__name__} has no score_detailed(conversations) method")
+
+
+async def _run(batcher: Batcher, kind: Kind, payloads: list) -> list[Score]:
+    """The batcher's results, with its failures turned into HTTP errors a client can act on."""
+    try:
+        return await batcher.score(kind, payloads)
+    except LimitExceeded as err:
+        raise HTTPException(413, str(err)) from None
+    except Exception as err:
+        if _is_input_error(err):
+            raise HTTPException(422, f"the model could not score this input: {err}") from None
+        log.exception("model failure")
+        raise HTTPException(500, f"the model failed: {type(err).__name__}: {err}") from None
+
+
+def _is_input_error(err: Exception) -> bool:
+    """Errors the model raises about its input (bad roles for the chat template, ...), not its own faults."""
+    if isinstance(err, (RewardkitError, ValueError)):
+        return True
+    try:
+        from jinja2.exceptions import TemplateError, TemplateSyntaxError
+    except ImportError:  # pragma: no cover - jinja2 comes with transformers
+        return False
+    # A chat template's raise_exception(...) is about the conversation; a syntax error is the model's.
+    return isinstance(err, TemplateError) and not isinstance(err, TemplateSyntaxError)
+
+
+def _columns(results: list[Score]) -> dict[str, Any]:
+    """Scores as the response's parallel lists; a non-finite score is a model failure (500)."""
+    for i, s in enumerate(results):
+        values = [s.score, *(s.sub_scores or {}).values(), *([] if s.normalized is None else [s.normalized])]
+        if not all(math.isfinite(v) for v in values):
+            raise HTTPException(500, f"the model returned a non-finite score for item {i}: {s.score}")
+    normalized = [s.normalized for s in results]
+    cols: dict[str, Any] = {
+        "scores": [float(s.score) for s in results],
+        "num_tokens": [int(s.num_tokens) for s in results],
+        "truncated": [bool(s.truncated) for s in results],
+        "normalized": None if all(n is None for n in normalized) else normalized,
+    }
+    if any(s.sub_scores for s in results):
+        cols["sub_scores"] = [dict(s.sub_scores or {}) for s in results]
+    return cols
+
+
+def _head_output(s: Score) -> list[float]:
+    """The reward head's output: the raw score, then the per-objective sub-scores in model order."""
+    return [float(s.score), *(float(v) for v in (s.sub_scores or {}).values())]
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        errors = [_error_entry(e) for e in exc.errors()]
+        summary = "; ".join(f"{e['where']}: {e['msg']}" for e in errors[:5])
+        if len(errors) > 5:
+            summary += f"; and {len(errors) - 5} more"
+        return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
+
+def _error_entry(e: dict) -> dict:
+    """One pydantic error as {where, msg, type}: `where` reads like conversations[0][1].role."""
+    loc = [p for p in e.get("loc", ()) if p != "body"]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
+    msg = str(e.get("msg", "invalid"))
+    if e.get("type") == "json_invalid" and (e.get("ctx") or {}).get("error"):
+        msg += f" ({e['ctx']['error']})"
+    return {"where": where, "msg": msg, "type": str(e.get("type", ""))}
+
+
+class _Guard:
+    """ASGI middleware: metrics for every request, then the API key, then the body size cap."""
+
+    def __init__(self, app, *, api_key: str | None, max_body_bytes: int, metrics: ServeMetrics, routes):
+        self.app, self.metrics, self.routes = app, metrics, routes
+        self.key = api_key.encode() if api_key else None
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+        route = scope["path"] if scope["path"] in self.routes else "other"  # bounded label values
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._guarded(scope, receive, send_status)
+        finally:
+            self.metrics.observe_request(route, status, time.perf_counter() - start)
+
+    async def _guarded(self, scope, receive, send):
+        if self.key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorized(scope):
+            return await _send_json(
+                send, 401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                [(b"www-authenticate", b"Bearer")],
+            )
+        cap = self.max_body_bytes
+        declared = _content_length(scope)
+        if declared is not None and declared > cap:
+            return await _send_json(send, 413, _too_big(f"{declared} bytes", cap))
+        body, more = bytearray(), True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # client went away
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > cap:
+                return await _send_json(send, 413, _too_big(f"over {cap} bytes", cap))
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    def _authorized(self, scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                scheme, _, token = value.partition(b" ")
+                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
+        return False
+
+
+def _too_big(size: str, cap: int) -> str:
+    return f"request body is {size}; the server accepts at most {cap} bytes (max_body_bytes)"
+
+
+def _content_length(scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _send_json(send, status: int, detail: str, headers: list | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
+    await send({"type": "http.response.body", "body": body})
+
+
+def serve(model: Any, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info", **limits: Any):
+    """Runs the app with uvicorn until interrupted; `limits` are `create_app`'s keyword arguments.
+
+    `api_key` defaults to the environment variable REWARDKIT_API_KEY.
+    """
+    import uvicorn
+
+    if limits.get("api_key") is None:
+        limits["api_key"] = os.environ.get("REWARDKIT_API_KEY") or None
+    if host not in LOOPBACK and not limits["api_key"]:
+        log.warning("serving on %s without an API key: anyone who can reach it can use the model", host)
+    uvicorn.run(create_app(model, **limits), host=host, port=port, log_level=log_level)

@@ -1,0 +1,56 @@
+import pytest
+import torch
+
+from conftest import make_tiny_bert, make_tiny_llama
+from rewardkit.modeling import last_token_index, position_ids_from_mask, sequence_rewards
+from rewardkit.train.collator import pad_rows
+
+ROWS = [[1, 5, 6, 7, 8, 9, 10], [1, 11, 12], [1, 13, 14, 15, 16], [1, 17]]
+
+
+def _one_by_one(model, rows):
+    with torch.no_grad():
+        return torch.stack([model(input_ids=torch.tensor([r])).logits[0, 0] for r in rows])
+
+
+def test_index_helpers():
+    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1], [1, 1, 1, 1]])
+    assert last_token_index(mask).tolist() == [1, 3, 3]
+    assert position_ids_from_mask(mask).tolist() == [[0, 1, 1, 1], [0, 0, 0, 1], [0, 1, 2, 3]]
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_decoder_padding_side_invariance(char_tokenizer, side):
+    model = make_tiny_llama(char_tokenizer)
+    ids, mask = pad_rows(ROWS, char_tokenizer.pad_token_id, side)
+    with torch.no_grad():
+        batched = sequence_rewards(model, ids, mask)
+    torch.testing.assert_close(batched, _one_by_one(model, ROWS), atol=1e-5, rtol=0)
+
+
+def test_decoder_batch_size_invariance(char_tokenizer):
+    model = make_tiny_llama(char_tokenizer)
+    with torch.no_grad():
+        full = sequence_rewards(model, *pad_rows(ROWS, 0))
+        halves = torch.cat([sequence_rewards(model, *pad_rows(ROWS[:2], 0)), sequence_rewards(model, *pad_rows(ROWS[2:], 0))])
+    torch.testing.assert_close(full, halves, atol=1e-5, rtol=0)
+
+
+def test_reward_read_at_last_real_token_even_if_it_is_the_pad_id(char_tokenizer):
+    """HF's own forward reads one token early when the text ends in the pad token; we do not."""
+    model = make_tiny_llama(char_tokenizer)
+    row = [1, 5, 6, char_tokenizer.pad_token_id]
+    with torch.no_grad():
+        ours = sequence_rewards(model, torch.tensor([row]), torch.ones(1, 4, dtype=torch.long))
+        hf_full = model(input_ids=torch.tensor([row])).logits[0, 0]
+        hf_short = model(input_ids=torch.tensor([row[:3]])).logits[0, 0]
+    assert torch.isclose(hf_full, hf_short)  # the HF quirk
+    assert not torch.isclose(ours[0], hf_short)
+
+
+def test_encoder_right_padding_batch_invariance(char_tokenizer):
+    model = make_tiny_bert(char_tokenizer)
+    with torch.no_grad():
+        batched = sequence_rewards(model, *pad_rows(ROWS, char_tokenizer.pad_token_id, "right"))
+        single = torch.stack([sequence_rewards(model, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long))[0] for r in ROWS])
+    torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
