@@ -90,24 +90,52 @@ def cmd_demo(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "demo": cmd_demo}
+def cmd_score(argv: list[str]) -> int:
+    from rewardkit.scoring import ScoreArguments, run_score
+
+    (args,) = parse_dataclasses((ScoreArguments,), expand_config(argv), "rewardkit score")
+    summary = run_score(args)
+    print(f"scored {summary['rows']} rows into {args.output} ({summary['rows_per_second']:.2f} rows/s)")
+    return 0
 
 
-def _optional_commands() -> None:
-    """Commands whose modules exist (score/eval/serve are added as they land)."""
-    import importlib
+def cmd_eval(argv: list[str]) -> int:
+    from rewardkit.config import EvalArguments, RewardModelArguments
+    from rewardkit.eval.run import run_eval_files
 
-    for name in ("score", "eval", "serve"):
-        try:
-            module = importlib.import_module(f"rewardkit.commands.{name}")
-        except ModuleNotFoundError:
-            continue
-        COMMANDS[name] = module.main
+    model_args, args = parse_dataclasses((RewardModelArguments, EvalArguments), expand_config(argv), "rewardkit eval")
+    results = run_eval_files(model_args.load(), args.data, output_dir=args.output_dir, sections_file=args.sections,
+                             baseline_scores=args.baseline_scores, n_boot=args.n_boot, seed=args.seed,
+                             batch_size=args.batch_size, model_name=model_args.model)
+    acc = results["summary"]["accuracy"]
+    print(f"accuracy {acc['value']:.1%} (95% CI {acc['ci_low']:.1%}–{acc['ci_high']:.1%}) on "
+          f"{results['summary']['n_items']} items; report: {args.output_dir}/report.md")
+    return 0
+
+
+def cmd_serve(argv: list[str]) -> int:
+    from rewardkit.config import RewardModelArguments, ServeArguments
+    from rewardkit.serve.app import serve
+
+    model_args, args = parse_dataclasses((RewardModelArguments, ServeArguments), expand_config(argv), "rewardkit serve")
+    if args.backend == "vllm":
+        from rewardkit.serve.vllm_backend import load_vllm_reward_model
+
+        model = load_vllm_reward_model(model_args)
+    else:
+        model = model_args.load()
+    serve(model, host=args.host, port=args.port, api_key=args.api_key, log_level=args.log_level,
+          max_body_bytes=args.max_body_bytes, max_items=args.max_items, max_tokens_per_item=args.max_tokens_per_item,
+          max_batch_tokens=args.max_batch_tokens, max_batch_items=args.max_batch_items,
+          max_wait_ms=args.max_wait_ms, batching=args.batching)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "score": cmd_score, "eval": cmd_eval, "serve": cmd_serve, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    _optional_commands()
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -113,3 +113,77 @@ def translate_legacy_args(argv: list[str]) -> list[str]:
         out.append(LEGACY_FLAGS.get(name, name) + (eq + value if eq else ""))
         i += 1
     return out
+
+
+KIND_CHOICES = ["auto", "seq_classifier", "value_head", "remote_code", "function", "generative"]
+
+
+@dataclass
+class RewardModelArguments:
+    """How `score`, `eval` and `serve` load a reward model (any kind)."""
+
+    model: str | None = field(default=None, metadata={"help": "Model folder, or module.path:function for a Python scorer."})
+    kind: str = field(default="auto", metadata={"help": "Reward-model kind (auto decides from the checkpoint).",
+                                                "choices": KIND_CHOICES})
+    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside --model."})
+    torch_dtype: str = field(default="float32", metadata={"help": "auto, bfloat16, float16 or float32.",
+                                                         "choices": ["auto", "bfloat16", "float16", "float32"]})
+    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."})
+    device_map: str | None = field(default=None, metadata={"help": "e.g. auto, cpu, cuda:0."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Run the model folder's own Python code."})
+    template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
+    max_length: int | None = field(default=None, metadata={"help": "Tokens per conversation (default: the model's limit)."})
+    batch_tokens: int = field(default=16384, metadata={"help": "Padded tokens per forward pass."})
+    mode: str = field(default="pairwise", metadata={"help": "Generative judges: pairwise, pointwise or logprob.",
+                                                    "choices": ["pairwise", "pointwise", "logprob"]})
+    max_new_tokens: int = field(default=256, metadata={"help": "Generative judges: tokens generated per verdict."})
+
+    def __post_init__(self):
+        if not self.model:
+            raise RewardkitError("--model is required (a model folder or module.path:function)")
+        if self.batch_tokens < 1:
+            raise RewardkitError("--batch_tokens must be at least 1")
+
+    def load(self):
+        """The reward model these arguments describe."""
+        from rewardkit.scorers.load import load_reward_model
+
+        options = dict(gguf_file=self.gguf_file, dtype=self.torch_dtype, attn_implementation=self.attn_implementation,
+                       device_map=self.device_map, trust_remote_code=self.trust_remote_code,
+                       template_name=self.template_name, max_length=self.max_length, batch_tokens=self.batch_tokens)
+        if self.kind == "generative" or (self.kind == "auto" and self.mode != "pairwise"):
+            options.update(mode=self.mode, max_new_tokens=self.max_new_tokens)
+        return load_reward_model(self.model, kind=self.kind, **options)
+
+
+@dataclass
+class EvalArguments:
+    data: list[str] = field(default_factory=list, metadata={"help": "Preference files or folders (pairwise or N-way)."})
+    output_dir: str = field(default="outputs/eval", metadata={"help": "Where results.json, report.md and plots go."})
+    sections: str | None = field(default=None, metadata={"help": "YAML/JSON mapping sections to subsets (e.g. configs/rewardbench_v1_sections.yaml)."})
+    baseline_scores: str | None = field(default=None, metadata={"help": "results.json of another model, for a paired comparison."})
+    n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples for confidence intervals (0: none)."})
+    seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
+    batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
+    max_items: int | None = field(default=None, metadata={"help": "Evaluate at most this many items."})
+
+    def __post_init__(self):
+        if not self.data:
+            raise RewardkitError("--data is required: one or more preference files or folders")
+
+
+@dataclass
+class ServeArguments:
+    host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (loopback unless you say otherwise)."})
+    port: int = field(default=8000, metadata={"help": "Port."})
+    api_key: str | None = field(default=None, metadata={"help": "Require 'Authorization: Bearer KEY' (or set REWARDKIT_API_KEY)."})
+    max_body_bytes: int = field(default=8 * 2**20, metadata={"help": "Largest request body accepted."})
+    max_items: int = field(default=256, metadata={"help": "Conversations per request at most."})
+    max_tokens_per_item: int = field(default=32768, metadata={"help": "Tokens per conversation at most."})
+    max_batch_tokens: int = field(default=16384, metadata={"help": "Dynamic batching: tokens per merged batch."})
+    max_batch_items: int = field(default=64, metadata={"help": "Dynamic batching: conversations per merged batch."})
+    max_wait_ms: float = field(default=5.0, metadata={"help": "Dynamic batching: longest wait for more requests."})
+    batching: bool = field(default=True, metadata={"help": "Merge concurrent requests into batches."})
+    backend: str = field(default="torch", metadata={"help": "torch, or vllm (sequence classifiers on GPU, vLLM installed).",
+                                                   "choices": ["torch", "vllm"]})
+    log_level: str = field(default="info", metadata={"help": "uvicorn log level."})

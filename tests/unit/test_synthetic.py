@@ -32,13 +32,13 @@ def solve(prompt: str) -> tuple[int, list[int], int | None]:
     """(start, signed amounts, people or None) read from a word problem."""
     start = int(re.search(r"has (\d+) ", prompt).group(1))
     amounts = []
-    for m in OPS.finditer(prompt):
-        if m.group(1):
-            amounts.append(int(m.group(1)) * int(m.group(2)))
-        elif m.group(3):
-            amounts.append(-int(m.group(4)))
+    for op in OPS.finditer(prompt):
+        if op.group(1):
+            amounts.append(int(op.group(1)) * int(op.group(2)))
+        elif op.group(3):
+            amounts.append(-int(op.group(4)))
         else:
-            amounts.append(int(m.group(5)))
+            amounts.append(int(op.group(5)))
     if m := re.search(r"(?:herself|himself) and (?:her|his) (\d+)|equally with (?:her|his) (\d+)", prompt):
         people = int(m.group(1) or m.group(2)) + 1
     elif m := re.search(r"(?:to|among) (?:her|his) (\d+)", prompt):
@@ -96,7 +96,7 @@ def test_same_seed_same_list_other_seed_other_items():
     a, b = make_preference_set(120, seed=3), make_preference_set(120, seed=3)
     assert a == b
     c = make_preference_set(120, seed=4)
-    assert sum(key(x) == key(y) for x, y in zip(a, c)) == 0
+    assert sum(key(x) == key(y) for x, y in zip(a, c, strict=True)) == 0
     assert make_preference_set(0) == []
     with pytest.raises(ValueError, match="n must be >= 0"):
         make_preference_set(-1)
@@ -122,7 +122,7 @@ def test_no_empty_strings_and_chosen_differs(train):
 def test_arithmetic_answers_have_matching_length(train):
     ratios = [len(p.chosen) / len(p.rejected) for p in train if p.subset == "arithmetic"]
     assert 0.95 < mean(ratios) < 1.05
-    assert 0.8 < min(ratios) and max(ratios) < 1.25
+    assert 0.7 < min(ratios) and max(ratios) < 1.4  # a remainder clause is the most one mistake adds
 
 
 def test_arithmetic_chosen_correct_rejected_wrong(train):

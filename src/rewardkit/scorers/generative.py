@@ -22,9 +22,8 @@ Generation stops at the first ``]]``: the first bracketed item is the decision.
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,50 +32,26 @@ from rewardkit.errors import RewardkitError
 from rewardkit.scorers import judge_prompts as jp
 from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
 
+logger = logging.getLogger(__name__)
+
 MODES = ("pairwise", "pointwise", "logprob")
 FALLBACK_RATING = 5.5
 
 
 # ---------------------------------------------------------------- pure maths (tested by hand)
-@dataclass
-class PairJudgment:
-    """One pair judged in both orders. p_win: how much x beats y, in [0, 1]."""
-
-    p_win: float
-    order_consistent: bool
-    parse_failures: int = 0
-
-
-def verdict_outcome(verdict: str | None, x_is_a: bool) -> float:
-    """x's share of one verdict: 1 win, 0 loss, 0.5 for a tie ("C") or no verdict (None)."""
-    if verdict in ("A", "B"):
-        return float((verdict == "A") == x_is_a)
-    return 0.5
-
-
-def combine_verdicts(v_xy: str | None, v_yx: str | None) -> PairJudgment:
-    """Verdicts with x shown as A (`v_xy`) and as B (`v_yx`) -> x's mean outcome over both orders.
-
-    The orders agree only when both verdicts parsed and give x the same outcome.
-    """
-    first, second = verdict_outcome(v_xy, True), verdict_outcome(v_yx, False)
-    failures = (v_xy is None) + (v_yx is None)
-    return PairJudgment((first + second) / 2, failures == 0 and first == second, failures)
-
-
 def two_way_prob(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:
     """P(A) under the softmax restricted to the two logits."""
     return torch.sigmoid(logit_a.double() - logit_b.double())
 
 
-def combine_probs(p_a_xy: float, p_a_yx: float) -> PairJudgment:
+def combine_probs(p_a_xy: float, p_a_yx: float) -> jp.PairJudgment:
     """P(A) with x shown as A and with x shown as B -> P(x beats y) averaged over both orders.
 
-    The orders agree when both lean the same way (x preferred in both, or y in both).
+    The orders agree when both lean the same way (x above 0.5 in both, or in neither).
     """
     p_x_first, p_x_second = p_a_xy, 1.0 - p_a_yx
-    consistent = math.copysign(1, p_x_first - 0.5) == math.copysign(1, p_x_second - 0.5)
-    return PairJudgment((p_x_first + p_x_second) / 2, consistent)
+    consistent = (p_x_first > 0.5) == (p_x_second > 0.5)
+    return jp.PairJudgment((p_x_first + p_x_second) / 2, consistent)
 
 
 def rating_probs(first_logits: torch.Tensor, ten_split_logits: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,18 +70,26 @@ def rating_probs(first_logits: torch.Tensor, ten_split_logits: torch.Tensor | No
     return torch.cat([probs[:, :1] * (1 - p_ten), probs[:, 1:], probs[:, :1] * p_ten], dim=-1)
 
 
+def shared_cap(lengths: Sequence[int], excess: int) -> int:
+    """The largest cap such that clipping every length to it removes at least `excess` (0 if none does).
+
+    Example:
+        >>> shared_cap([100, 40, 10], 70)  # clip to 35: 65 + 5 = 70
+        35
+    """
+    lo, hi = 0, max(lengths, default=0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if sum(max(0, n - mid) for n in lengths) >= excess:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def expected_rating(probs: torch.Tensor) -> torch.Tensor:
     """Mean rating under [n, 10] probabilities of ratings 1..10."""
     return probs @ torch.arange(1, 11, dtype=probs.dtype)
-
-
-def continuation_token(tokenizer, context: str, piece: str) -> int | None:
-    """The single token `piece` adds after `context`, or None if it is not exactly one new token."""
-    head = tokenizer.encode(context, add_special_tokens=False)
-    full = tokenizer.encode(context + piece, add_special_tokens=False)
-    if len(full) == len(head) + 1 and full[: len(head)] == head:
-        return full[-1]
-    return None
 
 
 # ---------------------------------------------------------------- the judge
@@ -133,6 +116,8 @@ class GenerativeJudge:
         batch_size: int = 8,
         trust_remote_code: bool = False,
         max_length: int = 2048,
+        gguf_file: str | None = None,
+        attn_implementation: str | None = None,
     ):
         if mode not in MODES:
             raise RewardkitError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
@@ -140,7 +125,9 @@ class GenerativeJudge:
             raise RewardkitError("max_new_tokens and batch_size must be >= 1 and max_length >= 16")
         self.mode, self.max_new_tokens, self.seed = mode, max_new_tokens, seed
         self.batch_size, self.max_length = batch_size, max_length
-        self.model, self.tokenizer = _load(Path(model_path), dtype, device, trust_remote_code)
+        self.model, self.tokenizer = _load(
+            Path(model_path), dtype, device, trust_remote_code, gguf_file, attn_implementation
+        )
         self.last_generations: list[str] = []  # raw judge outputs of the latest call, for inspection
         self.reset_stats()
         if mode == "logprob":
@@ -158,7 +145,9 @@ class GenerativeJudge:
         heads, answers = [], []
         for i, conv in enumerate(conversations):
             if not conv or conv[-1]["role"] != "assistant":
-                raise RewardkitError(f"conversation {i}: must end with an assistant message (the answer to rate)")
+                raise RewardkitError(
+                    f"conversation {i}: must end with an assistant message (the answer to rate)"
+                )
             heads.append(list(conv[:-1]))
             answers.append(conv[-1]["content"])
         prompts = [self._fit(h, [a], pointwise=True) for h, a in zip(heads, answers)]
@@ -174,9 +163,7 @@ class GenerativeJudge:
         if not len(prompts) == len(chosen) == len(rejected):
             raise RewardkitError("score_pairs: prompts, chosen and rejected must have the same length")
         if self.mode == "pointwise":
-            convs = [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, chosen)]
-            convs += [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, rejected)]
-            scores = self.score(convs)
+            scores = self.score([_answered(p, a) for p, a in zip([*prompts, *prompts], [*chosen, *rejected])])
             return scores[: len(chosen)], scores[len(chosen) :]
         wins = [s.score for s in self.judge_pairs(prompts, chosen, rejected)]
         return wins, [1.0 - w for w in wins]
@@ -186,11 +173,12 @@ class GenerativeJudge:
         if not responses:
             raise RewardkitError("compare: responses is empty")
         if self.mode == "pointwise":
-            scores = self.score([as_messages(prompt) + [{"role": "assistant", "content": r}] for r in responses])
+            scores = self.score([_answered(prompt, r) for r in responses])
             return Comparison(scores=scores, ranking=ranking(scores))
         n = len(responses)
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        judged = self.judge_pairs([prompt] * len(pairs), [responses[i] for i, _ in pairs], [responses[j] for _, j in pairs])
+        firsts, seconds = [responses[i] for i, _ in pairs], [responses[j] for _, j in pairs]
+        judged = self.judge_pairs([prompt] * len(pairs), firsts, seconds)
         wins = [0.0] * n
         for (i, j), s in zip(pairs, judged):
             wins[i] += s.score
@@ -206,7 +194,9 @@ class GenerativeJudge:
         of the two judgments that gave no verdict), so averages over items are the rates.
         """
         if self.mode == "pointwise":
-            raise RewardkitError("judge_pairs needs mode='pairwise' or mode='logprob' (this judge has mode='pointwise')")
+            raise RewardkitError(
+                "judge_pairs needs mode='pairwise' or mode='logprob' (this judge has mode='pointwise')"
+            )
         built = []
         for p, x, y in zip(prompts, xs, ys):
             head = as_messages(p)
@@ -218,7 +208,7 @@ class GenerativeJudge:
         else:
             outs = self._generate([b[0] for b in built])
             verdicts = [jp.parse_verdict(o) for o in outs]
-            results = [combine_verdicts(verdicts[k], verdicts[k + 1]) for k in range(0, len(built), 2)]
+            results = [jp.combine_verdicts(verdicts[k], verdicts[k + 1]) for k in range(0, len(built), 2)]
         scores = []
         for k, r in enumerate(results):
             self._counts["judgments"] += 2
@@ -227,13 +217,18 @@ class GenerativeJudge:
             self._counts["order_consistent"] += int(r.order_consistent)
             self._counts["order_inconsistent"] += int(r.parse_failures == 0 and not r.order_consistent)
             (_, n1, t1), (_, n2, t2) = built[2 * k], built[2 * k + 1]
-            sub = {"p_win": r.p_win, "order_consistent": float(r.order_consistent), "parse_failed": r.parse_failures / 2}
+            sub = {
+                "p_win": r.p_win,
+                "order_consistent": float(r.order_consistent),
+                "parse_failed": r.parse_failures / 2,
+            }
             scores.append(Score(score=r.p_win, num_tokens=max(n1, n2), truncated=t1 or t2, sub_scores=sub))
         return scores
 
     # ---- statistics
     def reset_stats(self) -> None:
-        self._counts = {"judgments": 0, "parse_failures": 0, "pairs": 0, "order_consistent": 0, "order_inconsistent": 0}
+        names = ("judgments", "parse_failures", "pairs", "order_consistent", "order_inconsistent")
+        self._counts = dict.fromkeys(names, 0)
 
     def stats(self) -> dict[str, float]:
         """Counters since construction (or `reset_stats`) and the two rates (0.0 when nothing was judged).
@@ -268,7 +263,7 @@ class GenerativeJudge:
         expected = expected_rating(probs).tolist()
         self._counts["judgments"] += len(prompts)
         return [
-            Score(score=e, num_tokens=n, truncated=t, sub_scores={"expected_rating": e, "p_top": float(pr.max())})
+            Score(e, num_tokens=n, truncated=t, sub_scores={"expected_rating": e, "p_top": float(pr.max())})
             for (_, n, t), e, pr in zip(prompts, expected, probs)
         ]
 
@@ -293,10 +288,11 @@ class GenerativeJudge:
                 continue
             fields = [m["content"] for m in history[-1:]] + answers
             lengths = [self._count(f) for f in fields]
-            cap = max(lengths) - (n - budget) - 8
+            cap = shared_cap(lengths, n - budget + 8 * len(fields))  # 8: room for " [...]"
             if cap < 16:
                 raise RewardkitError(
-                    f"max_length={self.max_length} is too small for the judge prompt (needs {n - budget} more tokens)"
+                    f"max_length={self.max_length} is too small for the judge prompt "
+                    f"(it needs {n - budget} more tokens); raise max_length"
                 )
             fields = [self._clip(f, cap) if length > cap else f for f, length in zip(fields, lengths)]
             if history:
@@ -313,9 +309,9 @@ class GenerativeJudge:
     def _render(self, history: Conversation, answers: list[str], pointwise: bool) -> str:
         only = self.mode == "logprob"
         if pointwise:
-            user, prefill = jp.pointwise_prompt(history, answers[0], verdict_only=only), jp.RATING_PREFILL
+            user, prefill = jp.pointwise_prompt(history, *answers, verdict_only=only), jp.RATING_PREFILL
         else:
-            user, prefill = jp.pairwise_prompt(history, answers[0], answers[1], verdict_only=only), jp.VERDICT_PREFILL
+            user, prefill = jp.pairwise_prompt(history, *answers, verdict_only=only), jp.VERDICT_PREFILL
         text = self.tokenizer.apply_chat_template(
             [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
         )
@@ -366,7 +362,7 @@ class GenerativeJudge:
 
     # ---- decision tokens (logprob mode)
     def _decision_tokens(self, context: str, pieces: list[str]) -> list[int]:
-        ids = [continuation_token(self.tokenizer, context, p) for p in pieces]
+        ids = [jp.continuation_token(self.tokenizer, context, p) for p in pieces]
         bad = [p for p, i in zip(pieces, ids) if i is None]
         if bad:
             raise RewardkitError(
@@ -378,30 +374,67 @@ class GenerativeJudge:
     def _rating_tokens(self) -> tuple[list[int], tuple[int, int, int] | None]:
         """Token ids of "1".."9" (+ "10" if one token), and ("1", "0", "]]") ids if 10 = "1" + "0"."""
         ids = self._decision_tokens(jp.RATING_PREFILL, [str(n) for n in range(1, 10)])
-        ten = continuation_token(self.tokenizer, jp.RATING_PREFILL, "10")
+        ten = jp.continuation_token(self.tokenizer, jp.RATING_PREFILL, "10")
         if ten is not None:
             return ids + [ten], None
         after = jp.RATING_PREFILL + "1"
-        zero, close = continuation_token(self.tokenizer, after, "0"), continuation_token(self.tokenizer, after, "]]")
+        zero = jp.continuation_token(self.tokenizer, after, "0")
+        close = jp.continuation_token(self.tokenizer, after, "]]")
         return ids, ((ids[0], zero, close) if zero is not None and close is not None else None)
 
 
-def _load(path: Path, dtype, device: str | None, trust_remote_code: bool):
+def _answered(prompt: Conversation | str, answer: str) -> Conversation:
+    return as_messages(prompt) + [{"role": "assistant", "content": answer}]
+
+
+def load_judge(
+    path: str,
+    mode: str = "pairwise",
+    max_new_tokens: int = 256,
+    seed: int = 0,
+    batch_size: int = 8,
+    dtype: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    max_length: int | None = None,
+    gguf_file: str | None = None,
+    attn_implementation: str | None = None,
+    template_name: str | None = None,
+    batch_tokens: int | None = None,
+) -> GenerativeJudge:
+    """`load_reward_model`'s entry for kind "generative": its option names mapped onto the judge.
+
+    `template_name` and `batch_tokens` do not apply to judges (the tokenizer's own chat template
+    renders the judge prompt; batches are `batch_size` rows) and are ignored with a log line.
+    """
+    if template_name is not None or batch_tokens is not None:
+        logger.info("generative judge: template_name/batch_tokens are not used by judges; ignored")
+    return GenerativeJudge(
+        path, mode=mode, max_new_tokens=max_new_tokens, seed=seed, dtype=dtype, device=device_map,
+        batch_size=batch_size, trust_remote_code=trust_remote_code, max_length=max_length or 2048,
+        gguf_file=gguf_file, attn_implementation=attn_implementation,
+    )
+
+
+def _load(path: Path, dtype, device, trust_remote_code: bool, gguf_file: str | None, attn: str | None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if not (path / "config.json").is_file():
+    if gguf_file is not None and not (path / gguf_file).is_file():
+        raise RewardkitError(f"gguf_file={gguf_file!r}: not found in {path}")
+    if gguf_file is None and not (path / "config.json").is_file():
         raise RewardkitError(f"model_path={str(path)!r}: no config.json; expected a local causal-LM folder")
     if isinstance(dtype, str) and dtype != "auto":
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise RewardkitError(f"dtype={dtype!r}: expected auto, float32, float16 or bfloat16")
         dtype = getattr(torch, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
     if not tokenizer.chat_template:
-        raise RewardkitError(f"{path}: the tokenizer has no chat template; a generative judge needs a chat model")
+        raise RewardkitError(f"{path}: the tokenizer has no chat template; a judge needs a chat model")
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=dtype or "auto", device_map=device, trust_remote_code=trust_remote_code
+        path, gguf_file=gguf_file, dtype=dtype or "auto", device_map=device,
+        attn_implementation=attn, trust_remote_code=trust_remote_code,
     )
     return model.eval(), tokenizer

@@ -5,17 +5,18 @@ instructions, the conversation so far and the answer(s). It must put its decisio
 brackets: ``[[A]]`` / ``[[B]]`` / ``[[C]]`` (tie) for a pairwise verdict, ``[[N]]`` with N an integer
 1..10 for a rating. Parsing is strict: exactly one bracketed item, spelled exactly, anywhere in the
 output; anything else is a parse failure (the caller counts it and falls back to a tie or a neutral
-rating).
+rating). `combine_verdicts` turns the verdicts of the two orders of a pair into one outcome.
 
 For the logprob modes the same prompts are used with "verdict only" wording, and the assistant turn
 is prefilled with ``VERDICT_PREFILL`` / ``RATING_PREFILL`` so that the very next token is the
-decision.
+decision; `continuation_token` finds the token id that decision is read from.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from rewardkit.data.schema import Message
 
@@ -72,7 +73,8 @@ POINTWISE_ENDING_EXPLAIN = (
     '"Rating: [[N]]", where N is a whole number from 1 to 10.'
 )
 POINTWISE_ENDING_VERDICT_ONLY = (
-    'Reply with your rating only, in exactly this form: "Rating: [[N]]", where N is a whole number from 1 to 10.'
+    'Reply with your rating only, in exactly this form: "Rating: [[N]]", '
+    "where N is a whole number from 1 to 10."
 )
 
 
@@ -81,7 +83,9 @@ def render_conversation(messages: Sequence[Message]) -> str:
     return "\n\n".join(f"{_ROLE_NAMES.get(m['role'], m['role'].title())}: {m['content']}" for m in messages)
 
 
-def pairwise_prompt(history: Sequence[Message], answer_a: str, answer_b: str, verdict_only: bool = False) -> str:
+def pairwise_prompt(
+    history: Sequence[Message], answer_a: str, answer_b: str, verdict_only: bool = False
+) -> str:
     """The user message asking which of two answers to `history` is better.
 
     Example:
@@ -123,4 +127,39 @@ def parse_rating(text: str) -> int | None:
     found = _BRACKETED.findall(text)
     if len(found) == 1 and _RATING.fullmatch(found[0]):
         return int(found[0])
+    return None
+
+
+@dataclass
+class PairJudgment:
+    """One pair judged in both orders. p_win: how much x beats y, in [0, 1]."""
+
+    p_win: float
+    order_consistent: bool
+    parse_failures: int = 0
+
+
+def verdict_outcome(verdict: str | None, x_is_a: bool) -> float:
+    """x's share of one verdict: 1 win, 0 loss, 0.5 for a tie ("C") or no verdict (None)."""
+    if verdict in ("A", "B"):
+        return float((verdict == "A") == x_is_a)
+    return 0.5
+
+
+def combine_verdicts(v_xy: str | None, v_yx: str | None) -> PairJudgment:
+    """Verdicts with x shown as A (`v_xy`) and as B (`v_yx`) -> x's mean outcome over both orders.
+
+    The orders agree only when both verdicts parsed and give x the same outcome.
+    """
+    first, second = verdict_outcome(v_xy, True), verdict_outcome(v_yx, False)
+    failures = (v_xy is None) + (v_yx is None)
+    return PairJudgment((first + second) / 2, failures == 0 and first == second, failures)
+
+
+def continuation_token(tokenizer, context: str, piece: str) -> int | None:
+    """The single token `piece` adds after `context`, or None if it is not exactly one new token."""
+    head = tokenizer.encode(context, add_special_tokens=False)
+    full = tokenizer.encode(context + piece, add_special_tokens=False)
+    if len(full) == len(head) + 1 and full[: len(head)] == head:
+        return full[-1]
     return None

@@ -29,6 +29,13 @@ def run_train(model_args: ModelArguments, data_args: DataArguments, training_arg
     if not (training_args.do_train or training_args.do_eval):
         training_args.do_train = training_args.do_eval = True
 
+    # Data first: a bad file fails in a second, not after loading the model.
+    train_pairs, eval_pairs, report = read_splits(
+        dataset_name=data_args.dataset_name, train_file_dir=data_args.train_file_dir,
+        validation_file_dir=data_args.validation_file_dir,
+        validation_split_percentage=data_args.validation_split_percentage,
+        max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
+        seed=training_args.seed)
     tokenizer = load_tokenizer(model_args.tokenizer_name_or_path or model_args.model_name_or_path,
                                gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
                                trust_remote_code=model_args.trust_remote_code,
@@ -42,12 +49,6 @@ def run_train(model_args: ModelArguments, data_args: DataArguments, training_arg
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
     max_length = _resolve_max_length(data_args.full_max_length, model)
 
-    train_pairs, eval_pairs, report = read_splits(
-        dataset_name=data_args.dataset_name, train_file_dir=data_args.train_file_dir,
-        validation_file_dir=data_args.validation_file_dir,
-        validation_split_percentage=data_args.validation_split_percentage,
-        max_train_samples=data_args.max_train_samples, max_eval_samples=data_args.max_eval_samples,
-        seed=training_args.seed)
     with training_args.main_process_first(desc="tokenizing"):
         train_ds = tokenize_pairs(tokenizer, train_pairs, max_length, report, "train") if training_args.do_train else None
         eval_ds = tokenize_pairs(tokenizer, eval_pairs, max_length, report, "validation") if eval_pairs else None

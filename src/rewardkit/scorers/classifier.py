@@ -1,0 +1,124 @@
+"""Kinds 1 and 2 (classifiers): a forward that maps token ids to rewards, driven by one batching loop.
+
+`ClassifierRM` owns tokenizing (the chat template from training), the length policy, batching by a
+token budget (longest first, so padding is small), restoring input order, and normalisation. What
+differs between a Skywork-style sequence classifier, a value-head checkpoint and a remote-code model
+is only the `forward` function given to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+
+from rewardkit.data.tokenize import encode, encode_for_scoring
+from rewardkit.scorers.base import Conversation, PointwiseMixin, Score
+from rewardkit.train.collator import pad_rows
+
+logger = logging.getLogger(__name__)
+
+# forward(input_ids, attention_mask) -> (rows,) rewards, or (rows, k) with k named sub-scores
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
+    """Index batches, longest first, each with rows × longest ≤ max_tokens (a row alone may exceed it).
+
+    Example:
+        >>> token_budget_batches([5, 9, 2, 8], max_tokens=18, max_rows=8)
+        [[1, 3], [0, 2]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < max_rows and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+class ClassifierRM(PointwiseMixin):
+    """A reward model that reads token ids and returns one reward (plus optional sub-scores) per row.
+
+    Args:
+        forward: maps (input_ids, attention_mask) to rewards; see `Forward`.
+        tokenizer: carries the chat template the model was trained with.
+        kind: "seq_classifier", "value_head", "remote_code".
+        max_length: tokens per conversation; older context turns are trimmed beyond it.
+        batch_tokens: padded tokens per forward (rows × longest row).
+        max_batch_rows: rows per forward at most.
+        device: where input tensors go.
+        normalization: (mean, std) of rewards from training, for `Score.normalized`.
+        sub_score_names: names of the columns when forward returns (rows, k); the first is the reward
+            unless `reward_column` says otherwise.
+        pad_side: "right" (required for encoders) or "left".
+
+    Example:
+        >>> rm = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), tokenizer, kind="demo", max_length=512)
+        >>> rm.score_token_ids([[5, 6, 7], [5]])  # this toy forward counts tokens
+        [3.0, 1.0]
+    """
+
+    def __init__(self, forward: Forward, tokenizer, *, kind: str, max_length: int, batch_tokens: int = 16384,
+                 max_batch_rows: int = 64, device: torch.device | str = "cpu",
+                 normalization: tuple[float, float] | None = None, sub_score_names: Sequence[str] = (),
+                 reward_column: int = 0, pad_side: str = "right", name: str = ""):
+        self.forward, self.tokenizer, self.kind, self.name = forward, tokenizer, kind, name
+        self.max_length, self.batch_tokens, self.max_batch_rows = max_length, batch_tokens, max_batch_rows
+        self.device, self.normalization, self.pad_side = torch.device(device), normalization, pad_side
+        self.sub_score_names, self.reward_column = list(sub_score_names), reward_column
+        self.model = None
+
+    def with_model(self, model) -> ClassifierRM:
+        """Keep a reference to the underlying torch module (for prefix sharing and introspection)."""
+        self.model = model
+        return self
+
+    def count_tokens(self, conversations: Sequence[Conversation]) -> list[int]:
+        """Tokens each conversation takes before any trimming (cheap: no model call)."""
+        return [len(encode(self.tokenizer, conv)) for conv in conversations]
+
+    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
+        encoded = [encode_for_scoring(self.tokenizer, list(conv), self.max_length) for conv in conversations]
+        return self.score_encoded([ids for ids, _ in encoded], [t for _, t in encoded])
+
+    def score_texts(self, texts: Sequence[str]) -> list[Score]:
+        """Score already formatted texts (no template applied, no special tokens added)."""
+        rows, truncated = [], []
+        for text in texts:
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            rows.append(ids[-self.max_length :])
+            truncated.append(len(ids) > self.max_length)
+        return self.score_encoded(rows, truncated)
+
+    def score_token_ids(self, rows: Sequence[Sequence[int]]) -> list[float]:
+        return [s.score for s in self.score_encoded(rows, [False] * len(rows))]
+
+    @torch.no_grad()
+    def raw_outputs(self, rows: Sequence[Sequence[int]]) -> torch.Tensor:
+        """Forward outputs in input order, as float32 of shape (rows,) or (rows, k)."""
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out: list[torch.Tensor | None] = [None] * len(rows)
+        for batch in token_budget_batches([len(r) for r in rows], self.batch_tokens, self.max_batch_rows):
+            ids, mask = pad_rows([list(rows[i]) for i in batch], pad_id, self.pad_side)
+            values = self.forward(ids.to(self.device), mask.to(self.device)).float().cpu()
+            for j, i in enumerate(batch):
+                out[i] = values[j]
+        return torch.stack(out) if out else torch.empty(0)
+
+    def score_encoded(self, rows: Sequence[Sequence[int]], truncated: Sequence[bool]) -> list[Score]:
+        values = self.raw_outputs(rows)
+        scores = []
+        for i, row in enumerate(rows):
+            v = values[i]
+            reward = float(v[self.reward_column]) if v.dim() else float(v)
+            subs = {name: float(v[k]) for k, name in enumerate(self.sub_score_names)} if v.dim() else {}
+            normalized = None
+            if self.normalization is not None:
+                mean, std = self.normalization
+                normalized = (reward - mean) / (std if std > 0 else 1.0)
+            scores.append(Score(reward, len(row), bool(truncated[i]), normalized, subs))
+        return scores

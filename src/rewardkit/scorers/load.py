@@ -1,0 +1,92 @@
+"""`load_reward_model`: one entry point for every kind; `kind="auto"` decides from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from rewardkit.errors import RewardkitError
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
+
+
+def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
+    """(kind, why) for a model path, from its files and config.json alone (no weights loaded)."""
+    if ":" in path and not Path(path).exists():
+        return "function", f"'{path}' has the form module.path:function"
+    folder = Path(path)
+    if not folder.is_dir():
+        raise RewardkitError(f"--model {path}: no such folder (models are loaded from local paths; "
+                             "a Python scorer is given as module.path:function)")
+    if (folder / "value_head.safetensors").is_file() or (folder / "value_head.bin").is_file():
+        return "value_head", "value_head.safetensors beside the model (LLaMA-Factory layout)"
+    if gguf_file:
+        return "seq_classifier", "a GGUF file (loaded as a sequence classifier; use --kind generative for a judge)"
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise RewardkitError(f"--model {path}: no config.json; pass --kind and --gguf_file for GGUF models")
+    config = json.loads(config_file.read_text())
+    archs = config.get("architectures") or []
+    arch = archs[0] if archs else ""
+    auto_map = config.get("auto_map") or {}
+    if "AutoModelForSequenceClassification" in auto_map or (auto_map and not arch.endswith("ForCausalLM")):
+        return "remote_code", f"config.json auto_map names custom code ({arch or 'no architecture'})"
+    if arch.endswith("ForSequenceClassification"):
+        return "seq_classifier", f"architecture {arch}"
+    if arch.endswith("ForCausalLM"):
+        from rewardkit.scorers.custom import find_value_head_prefix
+
+        prefix = find_value_head_prefix(folder)
+        if prefix:
+            return "value_head", f"causal LM weights with a '{prefix}' value head (OpenRLHF layout)"
+        return "generative", f"architecture {arch} with no reward head: used as a generative judge"
+    raise RewardkitError(f"--model {path}: cannot tell the kind from architecture '{arch}'; pass --kind ({', '.join(KINDS[1:])})")
+
+
+def load_reward_model(path: str, kind: str = "auto", **options):
+    """Load any reward model behind one interface (`score`, `score_pairs`, `compare`, `score_detailed`).
+
+    Args:
+        path: a local model folder, or `module.path:function` for a Python scorer.
+        kind: auto, seq_classifier, value_head, remote_code, function or generative.
+        **options: passed to the kind's loader: gguf_file, dtype, attn_implementation, device_map,
+            trust_remote_code, template_name, max_length, batch_tokens; for judges also mode,
+            max_new_tokens, seed, batch_size.
+
+    Example:
+        >>> rm = load_reward_model("outputs/demo/model")   # logs: kind seq_classifier (architecture ...)
+        >>> rm.compare("2+2?", ["4", "5"]).ranking
+        [0, 1]
+    """
+    if kind not in KINDS:
+        raise RewardkitError(f"--kind {kind}: accepted kinds are {', '.join(KINDS)}")
+    why = "given by --kind"
+    if kind == "auto":
+        kind, why = detect_kind(path, options.get("gguf_file"))
+    logger.info("reward model %s: kind %s (%s)", path, kind, why)
+    judge_options = {k: options.pop(k) for k in ("mode", "max_new_tokens", "seed", "batch_size") if k in options}
+    if kind == "seq_classifier":
+        from rewardkit.scorers.seq_classifier import load_seq_classifier
+
+        rm = load_seq_classifier(path, **options)
+    elif kind == "value_head":
+        from rewardkit.scorers.custom import load_value_head
+
+        rm = load_value_head(path, **options)
+    elif kind == "remote_code":
+        from rewardkit.scorers.custom import load_remote_code
+
+        rm = load_remote_code(path, **options)
+    elif kind == "function":
+        from rewardkit.scorers.custom import load_function
+
+        rm = load_function(path, **options)
+    else:
+        from rewardkit.scorers.generative import load_judge
+
+        rm = load_judge(path, **judge_options, **options)
+    rm.detected_because = why
+    return rm

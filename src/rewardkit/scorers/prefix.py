@@ -1,0 +1,255 @@
+"""Prefix sharing: score several answers to one prompt while running the prompt through the model once.
+
+A pair (or a best-of-N group) is N full conversations that share their leading tokens: the system
+prompt, the context turns and the template's opening of the assistant turn. The plain path runs every
+conversation from the first token. Here each group's shared prefix runs once with `use_cache=True`;
+its KV cache is then copied to every answer of the group (`Cache.reorder_cache` with a row index, so
+groups of any size mix in one batch), and all answers run as one right-padded batch that continues
+from the cache. The attention mask is the prompt's mask followed by the answer's, position ids
+continue from the prompt's length, and the reward is read at each answer's last real token through
+the score head, as `rewardkit.modeling.sequence_rewards` does, so the scores equal the plain path's.
+
+Why a KV cache and not one packed row [prompt | a1 | a2] with a block mask: both are exact and read the
+same number of tokens; the cache path needs no custom 4-D mask (which each attention backend reads its
+own way) and works with any decoder whose cache is a plain `DynamicCache`.
+
+The shared prefix is found on token ids (`common_prefix_len` of the full encodings), never on text,
+so each conversation is tokenized exactly as when scored alone.
+
+Example:
+    >>> rm = enable_prefix_sharing(load_seq_classifier("outputs/demo/model"))  # doctest: +SKIP
+    >>> rm.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
+    ([1.93...], [-0.41...])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+
+from rewardkit.data.tokenize import common_prefix_len, encode_for_scoring
+from rewardkit.modeling import is_decoder, last_token_index, position_ids_from_mask, sequence_rewards, unwrap
+from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
+from rewardkit.train.collator import pad_rows
+
+logger = logging.getLogger(__name__)
+
+
+def shared_prefix_len(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens every row of a group starts with, leaving each row at least one token of its own.
+
+    Example:
+        >>> shared_prefix_len([[1, 2, 3, 4], [1, 2, 5]])
+        2
+        >>> shared_prefix_len([[1, 2], [1, 2, 3]])  # [1, 2] keeps its last token as its "answer"
+        1
+    """
+    k = min(len(r) for r in rows) - 1
+    for row in rows[1:]:
+        k = min(k, common_prefix_len(list(rows[0]), list(row)))
+    return max(k, 0)
+
+
+def group_batches(prefix_lens: Sequence[int], answer_lens: Sequence[Sequence[int]], max_tokens: int,
+                  max_rows: int) -> list[list[int]]:
+    """Group indices in batches, longest prefix first, each within the token budget.
+
+    A batch's cost is the larger of its two forwards: groups × longest prefix, and answer rows ×
+    longest answer. A group alone may exceed the budget (it still runs).
+
+    Example:
+        >>> group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=20, max_rows=8)
+        [[0, 2], [1]]
+    """
+    order = sorted(range(len(prefix_lens)), key=lambda g: -prefix_lens[g])
+    batches: list[list[int]] = []
+    rows = longest_answer = 0
+    for g in order:
+        n, a = len(answer_lens[g]), max(answer_lens[g])
+        if batches:
+            grown_rows, grown_answer = rows + n, max(longest_answer, a)
+            prefix_cost = prefix_lens[batches[-1][0]] * (len(batches[-1]) + 1)
+            if grown_rows <= max_rows and max(prefix_cost, grown_rows * grown_answer) <= max_tokens:
+                batches[-1].append(g)
+                rows, longest_answer = grown_rows, grown_answer
+                continue
+        batches.append([g])
+        rows, longest_answer = n, a
+    return batches
+
+
+class UnsupportedCache(Exception):
+    """The model's cache is not a plain DynamicCache (sliding windows, hybrid or linear layers)."""
+
+
+def _plain_cache(cache) -> bool:
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+@torch.no_grad()
+def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], pad_id: int,
+                   device: torch.device) -> list[torch.Tensor]:
+    """Rewards of every row of `groups`: prefixes in one forward, then all answers in a second one."""
+    base = unwrap(model)
+    backbone = getattr(base, base.base_model_prefix)
+    prompts = [rows[0][:k] for rows, k in zip(groups, prefix_lens)]
+    answers = [row[k:] for rows, k in zip(groups, prefix_lens) for row in rows]
+    owner = torch.tensor([g for g, rows in enumerate(groups) for _ in rows], device=device)
+    # Right padding leaves holes between a short prompt and its answer; the mask hides them and the
+    # position ids skip them, and no query row is fully masked (which could put NaN into the cache).
+    p_ids, p_mask = (t.to(device) for t in pad_rows(prompts, pad_id, "right"))
+    cache = backbone(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask),
+                     use_cache=True).past_key_values
+    if not _plain_cache(cache):
+        raise UnsupportedCache(type(cache).__name__)
+    cache.reorder_cache(owner)  # one copy of its group's prefix per answer row
+    a_ids, a_mask = (t.to(device) for t in pad_rows(answers, pad_id, "right"))
+    mask = torch.cat([p_mask[owner], a_mask], dim=1)
+    positions = position_ids_from_mask(mask)[:, p_ids.shape[1] :]
+    hidden = backbone(input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                      use_cache=True).last_hidden_state
+    last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(a_mask)]
+    values = base.score(last).float().squeeze(-1).cpu()
+    return list(values.split([len(rows) for rows in groups]))
+
+
+@torch.no_grad()
+def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pad_id: int,
+                         device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                         max_rows: int = 64) -> list[torch.Tensor]:
+    """Rewards of token-id rows given in groups that share a prefix (a pair, or N answers to one prompt).
+
+    Args:
+        model: a decoder sequence classifier (Llama-style, `score` head), possibly PEFT-wrapped.
+        groups: per group, the full token ids of each conversation (as `encode` gives them).
+        pad_id: the id used for padding (never read).
+        device: where the inputs go (the model's device).
+        batch_tokens: padded tokens per forward, as `ClassifierRM.batch_tokens`.
+        max_rows: answer rows per forward at most.
+
+    Returns:
+        Per group, float32 rewards of shape (rows,), or (rows, num_labels) for multi-label heads, equal
+        to `sequence_rewards` of each row alone (up to float rounding).
+
+    Raises:
+        UnsupportedCache: the model's cache cannot be shared this way (use the plain path).
+    """
+    device = torch.device(device)
+    groups = [[list(row) for row in rows] for rows in groups]
+    prefix_lens = [shared_prefix_len(rows) if rows else 0 for rows in groups]
+    out: list[torch.Tensor | None] = [None] * len(groups)
+    # A group with nothing shared gains nothing, and an empty prompt row would be fully masked.
+    plain = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] == 0]
+    for g in plain:
+        values = [sequence_rewards(model, torch.tensor([row], device=device), torch.ones(1, len(row), dtype=torch.long,
+                                   device=device)).float().cpu()[0] for row in groups[g]]
+        out[g] = torch.stack(values)
+    for g, rows in enumerate(groups):
+        if not rows:
+            out[g] = torch.empty(0)
+    shared = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] > 0]
+    answer_lens = [[len(row) - prefix_lens[g] for row in groups[g]] for g in shared]
+    for batch in group_batches([prefix_lens[g] for g in shared], answer_lens, batch_tokens, max_rows):
+        picked = [shared[i] for i in batch]
+        values = _batch_rewards(model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id, device)
+        for g, v in zip(picked, values):
+            out[g] = v
+    return out
+
+
+# ---------------------------------------------------------------- wiring onto a ClassifierRM
+
+
+def supports_prefix_sharing(model) -> bool:
+    """True for decoder sequence classifiers (a `score` head read at the last token)."""
+    if model is None:
+        return False
+    try:
+        return is_decoder(model)
+    except ValueError:  # neither `score` nor `classifier`: a value-head or custom model
+        return False
+
+
+def _to_score(rm, value: torch.Tensor, num_tokens: int, truncated: bool) -> Score:
+    # Mirrors ClassifierRM.score_encoded's reading of one output row (reward column, sub-scores, normalised).
+    reward = float(value[rm.reward_column]) if value.dim() else float(value)
+    subs = {name: float(value[k]) for k, name in enumerate(rm.sub_score_names)} if value.dim() else {}
+    normalized = None
+    if rm.normalization is not None:
+        mean, std = rm.normalization
+        normalized = (reward - mean) / (std if std > 0 else 1.0)
+    return Score(reward, num_tokens, truncated, normalized, subs)
+
+
+def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[list[Score]]:
+    """Score conversations given in groups that share their leading turns, computing each prefix once.
+
+    Falls back to `rm.score_detailed` (the plain path) when the model's cache cannot be shared.
+    """
+    encoded = [[encode_for_scoring(rm.tokenizer, list(conv), rm.max_length) for conv in convs] for convs in groups]
+    pad_id = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
+    try:
+        values = prefix_group_rewards(rm.model, [[ids for ids, _ in group] for group in encoded], pad_id=pad_id,
+                                      device=rm.device, batch_tokens=rm.batch_tokens, max_rows=rm.max_batch_rows)
+    except UnsupportedCache as e:
+        logger.info("prefix sharing is not available for this model's cache (%s): scoring in full", e)
+        flat = rm.score_detailed([conv for convs in groups for conv in convs])
+        sizes = [len(convs) for convs in groups]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        return [flat[s : s + n] for s, n in zip(starts, sizes)]
+    return [[_to_score(rm, v, len(ids), t) for v, (ids, t) in zip(vals, group)] for vals, group in zip(values, encoded)]
+
+
+def score_pairs_detailed(rm, prompts, chosen, rejected) -> tuple[list[Score], list[Score]]:
+    """`Score`s of each chosen and rejected answer, each pair's shared prefix computed once."""
+    if not len(prompts) == len(chosen) == len(rejected):
+        raise ValueError("score_pairs: prompts, chosen and rejected must have the same length")
+    groups = []
+    for prompt, c, r in zip(prompts, chosen, rejected):
+        head = as_messages(prompt)
+        groups.append([head + [{"role": "assistant", "content": c}], head + [{"role": "assistant", "content": r}]])
+    scored = score_groups_detailed(rm, groups)
+    return [s[0] for s in scored], [s[1] for s in scored]
+
+
+def score_pairs(rm, prompts, chosen, rejected) -> tuple[list[float], list[float]]:
+    """`RewardModel.score_pairs` with prefix sharing."""
+    c, r = score_pairs_detailed(rm, prompts, chosen, rejected)
+    return [s.score for s in c], [s.score for s in r]
+
+
+def compare(rm, prompt, responses) -> Comparison:
+    """`RewardModel.compare` (best-of-N) with the prompt computed once for all responses."""
+    if not responses:
+        return Comparison(scores=[], ranking=[])
+    head = as_messages(prompt)
+    (scored,) = score_groups_detailed(rm, [[head + [{"role": "assistant", "content": r}] for r in responses]])
+    scores = [s.score for s in scored]
+    return Comparison(scores=scores, ranking=ranking(scores))
+
+
+def enable_prefix_sharing(rm):
+    """Make `rm.score_pairs` and `rm.compare` share each prompt's forward, when `rm.model` is a decoder.
+
+    The methods are replaced on this instance only (no subclass). `rm.score_pairs_detailed` and
+    `rm.score_groups_detailed` are added. For encoders, value-head or function models `rm` is returned
+    unchanged. `rm.prefix_sharing` says which happened.
+
+    Args:
+        rm: a `ClassifierRM` built around `sequence_rewards` (as `load_seq_classifier` makes it).
+
+    Returns:
+        The same object, for chaining.
+    """
+    rm.prefix_sharing = supports_prefix_sharing(getattr(rm, "model", None))
+    if rm.prefix_sharing:
+        rm.score_groups_detailed = partial(score_groups_detailed, rm)
+        rm.score_pairs_detailed = partial(score_pairs_detailed, rm)
+        rm.score_pairs = partial(score_pairs, rm)
+        rm.compare = partial(compare, rm)
+    return rm

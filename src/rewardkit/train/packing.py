@@ -1,0 +1,186 @@
+"""Shared-prefix pair packing: a pair is one segment `[prompt | chosen | rejected]`, not two padded rows.
+
+The chosen and rejected conversations of a pair share their prompt token for token, so the prompt is
+run once: the rejected answer's tokens attend to the prompt and to themselves but not to the chosen
+answer, and their position ids restart where the prompt ends. Every token then sees exactly the keys
+and positions it sees in its own unpacked sequence, so rewards and gradients equal the two-row
+forward (`stacked_pair_rewards`) up to float rounding. Several pairs share a row padding-free, each
+in its own block of a block-diagonal mask, positions restarting per pair.
+
+    row:      <s> How are you ? | Fine . </s> | Bad . </s> | <s> Hi | ...
+    side:      P   P   P   P  P |  C   C   C  |  R   R  R  | P   P  | ...
+    position:  0   1   2   3  4 |  5   6   7  |  5   6  7  | 0   1  | ...
+
+The mask is a dense 4D tensor handed to the backbone, which transformers uses as is (masking_utils
+skips its own mask creation for 4D input) with the "sdpa" and "eager" attention implementations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rewardkit.data.tokenize import common_prefix_len
+from rewardkit.modeling import is_decoder, unwrap
+
+PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, -1
+
+# Families whose decoder layers take a user-given 4D mask through `masking_utils` unchanged, checked by
+# the exactness tests in tests/unit/test_packing.py. Others (Gemma's soft-capping and mixed sliding
+# layers, models with their own mask code) stay on the two-row layout until tested.
+PACKABLE_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+# flash_attention_* takes no arbitrary mask and flex_attention wants a BlockMask, not a tensor.
+PACKABLE_ATTENTION = ("sdpa", "eager")
+
+
+@dataclass
+class PackedPairCollator:
+    """Packs B tokenized pairs into rows of `[prompt | chosen | rejected]` segments, right-padded.
+
+    Pairs are placed largest first into the first row with room (at most `max_row_tokens` tokens and
+    `pairs_per_row` pairs per row; a pair longer than `max_row_tokens` gets a row of its own), so a
+    batch needs few rows and little padding. `pairs_per_row=1` gives one pair per row.
+
+    The batch holds `input_ids`, `position_ids`, `pair_ids` (the pair's index in the batch, -1 on
+    padding), `sides` (PROMPT/CHOSEN/REJECTED, -1 on padding), and `chosen_index`/`rejected_index`:
+    for pair i, the flat index (row * width + column) of the last token of its chosen/rejected
+    conversation, where `packed_pair_rewards` reads the rewards.
+
+    Example:
+        >>> c = PackedPairCollator(pad_token_id=0)
+        >>> b = c([{"input_ids_chosen": [1, 5, 6], "input_ids_rejected": [1, 5, 7, 8]}])
+        >>> b["input_ids"].tolist(), b["position_ids"].tolist(), b["sides"].tolist()
+        ([[1, 5, 6, 7, 8]], [[0, 1, 2, 2, 3]], [[0, 0, 1, 2, 2]])
+        >>> b["chosen_index"].tolist(), b["rejected_index"].tolist()
+        ([2], [4])
+    """
+
+    pad_token_id: int
+    max_row_tokens: int = 4096
+    pairs_per_row: int | None = None
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict:
+        segments = [_segment(f["input_ids_chosen"], f["input_ids_rejected"]) for f in features]
+        rows = self._assign_rows([len(s[0]) for s in segments])
+        width = max(sum(len(segments[i][0]) for i in row) for row in rows)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        shape = (len(rows), width)
+        input_ids = torch.full(shape, self.pad_token_id, dtype=torch.long)
+        position_ids = torch.zeros(shape, dtype=torch.long)
+        pair_ids = torch.full(shape, PAD, dtype=torch.long)
+        sides = torch.full(shape, PAD, dtype=torch.long)
+        chosen_index = torch.empty(len(features), dtype=torch.long)
+        rejected_index = torch.empty(len(features), dtype=torch.long)
+        for r, row in enumerate(rows):
+            start = 0
+            for i in row:
+                ids, pos, side, last_chosen, last_rejected = segments[i]
+                span = slice(start, start + len(ids))
+                input_ids[r, span] = torch.tensor(ids)
+                position_ids[r, span] = torch.tensor(pos)
+                sides[r, span] = torch.tensor(side)
+                pair_ids[r, span] = i
+                chosen_index[i] = r * width + start + last_chosen
+                rejected_index[i] = r * width + start + last_rejected
+                start += len(ids)
+        batch = {"input_ids": input_ids, "position_ids": position_ids, "pair_ids": pair_ids, "sides": sides,
+                 "chosen_index": chosen_index, "rejected_index": rejected_index, "return_loss": True}
+        if any(f.get("margin") is not None for f in features):
+            batch["margin"] = torch.tensor([f.get("margin") or 0.0 for f in features], dtype=torch.float32)
+        return batch
+
+    def _assign_rows(self, lengths: list[int]) -> list[list[int]]:
+        """First-fit decreasing: pair indices per row, each row in placement order."""
+        limit = self.pairs_per_row or len(lengths)
+        rows: list[list[int]] = []
+        room: list[int] = []
+        for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+            for r, row in enumerate(rows):
+                if len(row) < limit and lengths[i] <= room[r]:
+                    row.append(i)
+                    room[r] -= lengths[i]
+                    break
+            else:
+                rows.append([i])
+                room.append(self.max_row_tokens - lengths[i])
+        return rows
+
+
+def _segment(chosen: list[int], rejected: list[int]):
+    """(ids, positions, sides, last chosen index, last rejected index) of one pair's packed segment."""
+    if not chosen or not rejected:
+        raise ValueError("a pair with an empty chosen or rejected token list cannot be scored")
+    p = common_prefix_len(chosen, rejected)
+    c, r = chosen[p:], rejected[p:]
+    ids = chosen + r
+    positions = list(range(len(chosen))) + list(range(p, len(rejected)))
+    sides = [PROMPT] * p + [CHOSEN] * len(c) + [REJECTED] * len(r)
+    # An answer that is a prefix of the other (no tail of its own) ends on the last prompt token.
+    last_rejected = len(ids) - 1 if r else p - 1
+    return ids, positions, sides, len(chosen) - 1, last_rejected
+
+
+def packed_attention_mask(pair_ids: torch.Tensor, sides: torch.Tensor, position_ids: torch.Tensor | None = None,
+                          sliding_window: int | None = None) -> torch.Tensor:
+    """(rows, 1, width, width) bool mask, True where query token q may attend to key token k.
+
+    q sees k when both belong to the same pair, k is not after q, and not (q is a rejected token and
+    k a chosen one). Padding tokens see the padding before them, so no query row is empty (an empty
+    row gives NaN in sdpa, which would reach the gradients through 0 * NaN). With `sliding_window`,
+    q also needs position(q) - position(k) < window, as in the unpacked sequence.
+    """
+    width = pair_ids.shape[-1]
+    index = torch.arange(width, device=pair_ids.device)
+    mask = (pair_ids[:, :, None] == pair_ids[:, None, :]) & (index[:, None] >= index[None, :])
+    mask &= ~((sides[:, :, None] == REJECTED) & (sides[:, None, :] == CHOSEN))
+    if sliding_window is not None:
+        mask &= (position_ids[:, :, None] - position_ids[:, None, :]) < sliding_window
+    return mask[:, None]
+
+
+def packed_pair_rewards(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chosen rewards, rejected rewards), float32 of shape (pairs,), of a `PackedPairCollator` batch.
+
+    The RewardTrainer's `forward=` hook: one backbone pass over the packed rows with the block mask,
+    then the score head on the hidden states at `chosen_index` and `rejected_index`.
+    """
+    base = unwrap(model)
+    backbone = getattr(base, base.base_model_prefix)
+    mask = packed_attention_mask(batch["pair_ids"], batch["sides"], batch["position_ids"], _sliding_window(base.config))
+    if base.config._attn_implementation == "eager":  # eager adds the mask to the scores: 0 or the dtype's min
+        dtype = next(backbone.parameters()).dtype
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+    hidden = backbone(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
+                      use_cache=False).last_hidden_state
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    pairs = batch["chosen_index"].shape[0]
+    last = flat[torch.cat([batch["chosen_index"], batch["rejected_index"]]).to(flat.device)]
+    rewards = base.score(last).float().squeeze(-1)
+    return rewards[:pairs], rewards[pairs:]
+
+
+def _sliding_window(config) -> int | None:
+    """The window every layer uses (Mistral), or None for full attention on every layer."""
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return getattr(config, "sliding_window", None)
+
+
+def supports_packing(model) -> bool:
+    """True where `packed_pair_rewards` is exact for `model` (else use the two-row layout).
+
+    That is: a decoder sequence classifier of a tested family (PACKABLE_MODEL_TYPES) running "sdpa"
+    or "eager" attention, whose layers are all full attention or all the same sliding window (a model
+    mixing both would need one mask per layer type).
+    """
+    if not is_decoder(model):
+        return False
+    config = unwrap(model).config
+    if config.model_type not in PACKABLE_MODEL_TYPES or config._attn_implementation not in PACKABLE_ATTENTION:
+        return False
+    layer_types = set(getattr(config, "layer_types", None) or [])
+    return len(layer_types) <= 1

@@ -1,0 +1,149 @@
+"""Generative judges end to end: a tiny random causal LM (fast) and SmolLM2-135M-Instruct (slow)."""
+
+import pytest
+import torch
+
+from rewardkit.errors import RewardkitError
+from rewardkit.scorers.base import RewardModel
+from rewardkit.scorers.generative import GenerativeJudge
+
+QUESTION = (
+    "Jane has 12 apples. She gives 4 apples to her friend Mark, then buys 1 more apple, and finally splits "
+    "all her apples equally among herself and her 2 siblings. How many apples does each person get?"
+)
+GOOD = (
+    "Jane starts with 12 apples. After giving 4 to Mark she has 12 - 4 = 8 apples. Buying 1 more gives her "
+    "8 + 1 = 9 apples. She splits them among herself and her 2 siblings, which is 3 people: "
+    "9 ÷ 3 = 3 apples each. Each person gets 3 apples."
+)
+BAD = (
+    "Jane starts with 12 apples. After giving 4 to Mark she has 12 - 4 = 8 apples. Buying 1 more gives her "
+    "8 + 1 = 9 apples. She splits the 9 apples equally among her 2 siblings (2 people in total). "
+    "9 ÷ 2 = 4.5 apples each. Each person gets 4 apples."
+)
+
+
+def rated(answer):
+    return [{"role": "user", "content": QUESTION}, {"role": "assistant", "content": answer}]
+
+
+# ------------------------------------------------------------------ tiny random causal LM (fast)
+@pytest.fixture
+def tiny_causal_dir(tmp_path, char_tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=len(char_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+        pad_token_id=char_tokenizer.pad_token_id, bos_token_id=char_tokenizer.bos_token_id,
+        eos_token_id=char_tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(cfg).save_pretrained(tmp_path / "tiny")
+    char_tokenizer.save_pretrained(tmp_path / "tiny")
+    return tmp_path / "tiny"
+
+
+def test_tiny_judge_swaps_orders_and_counts(tiny_causal_dir, monkeypatch):
+    judge = GenerativeJudge(tiny_causal_dir, mode="pairwise", max_new_tokens=4, max_length=4096)
+    assert isinstance(judge, RewardModel) and judge.kind == "generative"
+    seen = []
+    replies = iter([["[[A]]", "[[A]]"], ["[[A]]", "[[B]]"], ["garbage", "[[B]]"]])
+    monkeypatch.setattr(judge, "_generate", lambda texts: seen.append(texts) or next(replies))
+    scores = judge.judge_pairs([QUESTION], [GOOD], [BAD])
+    first, second = seen[0]
+    assert first.index(GOOD) < first.index(BAD) and second.index(BAD) < second.index(GOOD)
+    assert scores[0].sub_scores == {"p_win": 0.5, "order_consistent": 0.0, "parse_failed": 0.0}
+    assert judge.score_pairs([QUESTION], [GOOD], [BAD]) == ([1.0], [0.0])
+    assert judge.score_pairs([QUESTION], [GOOD], [BAD]) == ([0.75], [0.25])
+    assert judge.stats() == {
+        "judgments": 6, "parse_failures": 1, "pairs": 3, "order_consistent": 1, "order_inconsistent": 1,
+        "parse_failure_rate": 1 / 6, "order_consistency_rate": 1 / 3,
+    }
+    with pytest.raises(RewardkitError, match="mode='pointwise' or mode='logprob'"):
+        judge.score_detailed([rated(GOOD)])
+
+
+def test_tiny_judge_generates_and_truncates(tiny_causal_dir):
+    judge = GenerativeJudge(tiny_causal_dir, mode="pairwise", max_new_tokens=3, max_length=900)
+    history = [{"role": "user", "content": "tell me a story " * 20}, {"role": "assistant", "content": "ok " * 50}]
+    scores = judge.judge_pairs([history + [{"role": "user", "content": QUESTION}]], [GOOD * 2], [BAD * 2])
+    assert scores[0].truncated and scores[0].num_tokens <= 900 - 3
+    assert len(judge.last_generations) == 2 and judge.stats()["judgments"] == 2
+
+
+def test_tiny_logprob_is_a_probability(tiny_causal_dir):
+    judge = GenerativeJudge(tiny_causal_dir, mode="logprob", batch_size=2)
+    p_xy = judge.score_pairs([QUESTION], [GOOD], [BAD])[0][0]
+    p_yx = judge.score_pairs([QUESTION], [BAD], [GOOD])[0][0]
+    assert 0 < p_xy < 1 and p_xy + p_yx == pytest.approx(1.0, abs=1e-6)
+    ratings = judge.score([rated(GOOD), rated(BAD)])
+    assert all(1.0 <= r <= 9.0 for r in ratings)  # "10" and "]]" are two characters here: ratings 1..9
+    ranked = judge.compare(QUESTION, [GOOD, BAD, "4"])
+    assert sorted(ranked.ranking) == [0, 1, 2] and sum(ranked.scores) == pytest.approx(1.5)
+
+
+def test_bad_arguments(tiny_causal_dir, tmp_path):
+    with pytest.raises(RewardkitError, match="mode='ranking'"):
+        GenerativeJudge(tiny_causal_dir, mode="ranking")
+    with pytest.raises(RewardkitError, match="no config.json"):
+        GenerativeJudge(tmp_path)
+
+
+# ------------------------------------------------------------------ SmolLM2-135M-Instruct (slow)
+@pytest.fixture(scope="module")
+def smol_pairwise(smollm2_dir):
+    return GenerativeJudge(smollm2_dir, mode="pairwise", max_new_tokens=48, dtype="float32")
+
+
+@pytest.fixture(scope="module")
+def smol_logprob(smollm2_dir):
+    return GenerativeJudge(smollm2_dir, mode="logprob", dtype="float32")
+
+
+@pytest.mark.slow
+def test_smollm2_decision_tokens(smol_logprob):
+    tok = smol_logprob.tokenizer
+    # SmolLM2 splits "[[A]]" as "[[" "A" "]]" and "10" as "1" "0": ratings 10 go through the split step
+    assert tok.convert_ids_to_tokens(tok.encode("[[A]]", add_special_tokens=False)) == ["[[", "A", "]]"]
+    assert tok.convert_ids_to_tokens(smol_logprob._verdict_ids) == ["A", "B"]
+    assert [tok.decode([i]) for i in smol_logprob._ten_split] == ["1", "0", "]]"]
+    assert len(smol_logprob._rating_ids) == 9
+
+
+@pytest.mark.slow
+def test_smollm2_pairwise_both_orders_deterministic(smol_pairwise):
+    smol_pairwise.reset_stats()
+    first = smol_pairwise.judge_pairs([QUESTION], [GOOD], [BAD])
+    outputs = list(smol_pairwise.last_generations)
+    second = smol_pairwise.judge_pairs([QUESTION], [GOOD], [BAD])
+    assert smol_pairwise.last_generations == outputs and len(outputs) == 2
+    assert first == second
+    sub = first[0].sub_scores
+    # each order gave a verdict or was counted as a failure (a tie)
+    assert sub["parse_failed"] in (0.0, 0.5, 1.0) and first[0].score in (0.0, 0.25, 0.5, 0.75, 1.0)
+    stats = smol_pairwise.stats()
+    assert stats["judgments"] == 4 and stats["parse_failures"] == 2 * round(2 * sub["parse_failed"])
+    assert 0 <= stats["parse_failure_rate"] <= 1 and 0 <= stats["order_consistency_rate"] <= 1
+
+
+@pytest.mark.slow
+def test_smollm2_logprob_probabilities(smol_logprob):
+    p_good, _ = smol_logprob.score_pairs([QUESTION], [GOOD], [BAD])
+    p_bad, _ = smol_logprob.score_pairs([QUESTION], [BAD], [GOOD])
+    assert 0 < p_good[0] < 1 and 0 < p_bad[0] < 1
+    assert p_good[0] + p_bad[0] == pytest.approx(1.0, abs=1e-6)
+    ratings = smol_logprob.score_detailed([rated(GOOD), rated(BAD)])
+    assert all(1 <= s.score <= 10 and 0 < s.sub_scores["p_top"] <= 1 for s in ratings)
+    stats = smol_logprob.stats()
+    assert stats["parse_failures"] == 0 and 0 <= stats["order_consistency_rate"] <= 1
+
+
+@pytest.mark.slow
+def test_smollm2_pointwise_numbers(smollm2_dir):
+    judge = GenerativeJudge(smollm2_dir, mode="pointwise", max_new_tokens=24, dtype="float32")
+    scores = judge.score_detailed([rated(GOOD), rated(BAD)])
+    for s in scores:
+        assert isinstance(s.score, float) and 1 <= s.score <= 10 and s.sub_scores["parse_failed"] in (0.0, 1.0)
+        assert s.score == 5.5 or s.sub_scores["parse_failed"] == 0.0  # the fallback only on a failure
+    assert 0 <= judge.stats()["parse_failure_rate"] <= 1

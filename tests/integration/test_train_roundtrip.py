@@ -1,0 +1,112 @@
+"""Train → export → reload: the exported checkpoint is a plain sequence classifier that scores the same."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from conftest import make_char_tokenizer, make_tiny_llama
+from rewardkit.cli import main
+from rewardkit.data.synthetic import make_preference_set
+from rewardkit.data.tokenize import encode, install_chat_template
+from rewardkit.modeling import sequence_rewards
+from rewardkit.scorers.load import load_reward_model
+from rewardkit.train.export import export_model
+from rewardkit.train.model import apply_lora
+from rewardkit.train.collator import pad_rows
+
+CONVS = [
+    [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+     {"role": "assistant", "content": "Hello there, how can I help?"}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
+     {"role": "assistant", "content": "d"}],
+]
+
+
+def seed_snippet_scores(folder):
+    """The second seed's code, verbatim but for transformers 5 (apply_chat_template returns a dict)."""
+    rm = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+    tok = AutoTokenizer.from_pretrained(folder)
+    out = []
+    for conv in CONVS:
+        enc = tok.apply_chat_template(conv, tokenize=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out.append(rm(**enc).logits[0][0].item())
+    return out
+
+
+def _perturbed_lora(tokenizer):
+    model = apply_lora(make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:  # LoRA B starts at zero: make the adapter matter, and the head differ
+                p.add_(torch.randn_like(p) * 0.2)
+    return model.eval()
+
+
+@pytest.mark.parametrize("template", ["auto", "vicuna"])
+def test_merged_export_roundtrip_equals_seed_snippet(tmp_path, template):
+    tok = make_char_tokenizer()
+    install_chat_template(tok, template)
+    model = _perturbed_lora(tok)
+    rows = [encode(tok, c) for c in CONVS]
+    with torch.no_grad():
+        before = sequence_rewards(model, *pad_rows(rows, tok.pad_token_id)).tolist()
+    export_model(model, tok, tmp_path / "out", mode="merged", reward_stats={"reward_mean": 0.5, "reward_std": 2.0})
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert len(config["id2label"]) == 1 and config["pad_token_id"] == tok.pad_token_id and config["reward_mean"] == 0.5
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    assert not list((tmp_path / "out").glob("*.bin"))
+    snippet = seed_snippet_scores(tmp_path / "out")
+    rm = load_reward_model(str(tmp_path / "out"))
+    assert rm.kind == "seq_classifier"
+    details = rm.score_detailed(CONVS)
+    assert before == pytest.approx(snippet, abs=1e-5)
+    assert [d.score for d in details] == pytest.approx(before, abs=1e-5)
+    assert details[0].normalized == pytest.approx((details[0].score - 0.5) / 2.0)
+
+
+def test_adapter_export_keeps_trained_head(tmp_path):
+    from peft import PeftModel
+
+    tok = make_char_tokenizer()
+    model = _perturbed_lora(tok)
+    rows = [encode(tok, c) for c in CONVS]
+    with torch.no_grad():
+        before = sequence_rewards(model, *pad_rows(rows, tok.pad_token_id))
+    export_model(model, tok, tmp_path / "out", mode="both")
+    base = make_tiny_llama(tok)  # same seed: same base weights, untrained head
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "out" / "adapter").eval()
+    with torch.no_grad():
+        after = sequence_rewards(reloaded, *pad_rows(rows, tok.pad_token_id))
+    torch.testing.assert_close(after, before, atol=1e-5, rtol=0)
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def _write_pairs(path, n, seed):
+    with path.open("w") as f:
+        for p in make_preference_set(n, seed=seed):
+            f.write(json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+
+
+@pytest.mark.parametrize("use_peft", ["true", "false"])
+def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
+    _write_pairs(tmp_path / "train.jsonl", 24, 0)
+    out = tmp_path / "rm"
+    code = main(["train", "--model_name_or_path", str(tiny_llama_dir), "--train_file_dir", str(tmp_path / "train.jsonl"),
+                 "--validation_split_percentage", "25", "--output_dir", str(out), "--max_steps", "3",
+                 "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "4", "--report_to", "none",
+                 "--use_peft", use_peft, "--max_length", "1024", "--logging_steps", "1", "--save_strategy", "no",
+                 "--use_cpu", "true"])
+    assert code == 0
+    metrics = json.loads((out / "rewardkit_metrics.json").read_text())
+    assert metrics["train"]["train_samples"] == 18 and metrics["eval"]["eval_samples"] == 6
+    assert set(metrics["eval"]) >= {"eval_loss", "eval_accuracy", "eval_margin", "eval_rewards_chosen"}
+    config = json.loads((out / "config.json").read_text())
+    assert "reward_mean" in config and config["reward_std"] > 0
+    assert len(seed_snippet_scores(out)) == 3
+    log = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("accuracy" in entry for entry in log)  # the pair metrics are logged during training
