@@ -71,7 +71,7 @@ def openrlhf_checkpoint(folder, prefix="score", shards=1, **config_fields):
     head = torch.randn(1, 32) * 0.5
     state = {f"model.{k}": v for k, v in backbone.state_dict().items()} | {f"{prefix}.weight": head}
     save_weights(folder, state, shards)
-    write_config(folder, config, architectures=["LlamaForCausalLM"], **config_fields)
+    write_config(folder, config, **({"architectures": ["LlamaForCausalLM"]} | config_fields))
     tok.save_pretrained(folder)
     return backbone, head, tok
 
@@ -111,11 +111,14 @@ def test_openrlhf_layout_detected_scored_and_normalised(tmp_path):
     assert [s.num_tokens for s in got] == [len(encode(tok, c)) for c in CONVS]
 
 
-def test_openrlhf_without_normalize_reward_has_no_normalised_value(tmp_path):
-    openrlhf_checkpoint(tmp_path / "rm", prefix="value_head", normalize_reward=False, mean=0.5, std=2.0)
-    rm = load_reward_model(str(tmp_path / "rm"))
-    assert rm.kind == "value_head"
-    assert rm.score_detailed(CONVS[:1])[0].normalized is None
+def test_openrlhf_as_saved_by_openrlhf_without_normalize_reward(tmp_path):
+    # OpenRLHF's save_pretrained records its dynamic class name; the backbone comes from model_type.
+    backbone, head, tok = openrlhf_checkpoint(tmp_path / "rm", prefix="value_head", architectures=["RewardModel"],
+                                              normalize_reward=False, mean=0.5, std=2.0)
+    rm = load_reward_model(str(tmp_path / "rm"), kind="value_head")
+    got = rm.score_detailed(CONVS[:1])[0]
+    assert got.score == pytest.approx(float(last_hidden(backbone, tok, CONVS[0]) @ head[0]), abs=1e-5)
+    assert got.normalized is None
 
 
 def test_llama_factory_layout_detected_and_scored(tmp_path):
@@ -174,6 +177,17 @@ def test_value_head_kind_without_a_head_says_what_it_looked_for(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
     with pytest.raises(RewardkitError, match="no value head found.*score, value_head"):
         load_reward_model(str(tmp_path), kind="value_head")
+
+
+def test_value_head_with_misnamed_backbone_weights_is_refused(tmp_path):
+    folder = tmp_path / "rm"
+    openrlhf_checkpoint(folder)
+    from safetensors.torch import load_file
+
+    state = {k.replace("model.", "transformer.", 1): v for k, v in load_file(folder / "model.safetensors").items()}
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(RewardkitError, match="backbone's weights are missing"):
+        load_reward_model(str(folder))
 
 
 # --- remote code -------------------------------------------------------------------------------------

@@ -29,11 +29,13 @@ import inspect
 import json
 import logging
 import numbers
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.errors import RewardkitError
@@ -60,8 +62,6 @@ def _config_dict(folder: Path) -> dict:
 
 def _weight_files(folder: Path) -> dict[str, Path]:
     """Tensor name -> safetensors file holding it, from the shard index or the files' own headers."""
-    from safetensors import safe_open
-
     index = folder / "model.safetensors.index.json"
     if index.is_file():
         weight_map = json.loads(index.read_text()).get("weight_map", {})
@@ -75,16 +75,12 @@ def _weight_files(folder: Path) -> dict[str, Path]:
 
 
 def _tensor(file: Path, name: str) -> torch.Tensor:
-    from safetensors import safe_open
-
     with safe_open(file, framework="pt") as f:
         return f.get_tensor(name)
 
 
 def _is_head(file: Path, name: str) -> bool:
     """A [1, hidden] matrix: one reward per hidden state."""
-    from safetensors import safe_open
-
     with safe_open(file, framework="pt") as f:
         shape = f.get_slice(name).get_shape()
     return len(shape) == 2 and shape[0] == 1
@@ -98,7 +94,10 @@ def find_value_head_prefix(folder: Path) -> str | None:
     v_head, v_head.summary with a top-level `<prefix>.weight` of shape [1, hidden].
     """
     folder = Path(folder)
-    files = _weight_files(folder)
+    return _find_prefix(folder, _weight_files(folder))
+
+
+def _find_prefix(folder: Path, files: dict[str, Path]) -> str | None:
     configured = _config_dict(folder).get("value_head_prefix")
     if isinstance(configured, str) and configured and (f"{configured}.weight" in files or not files):
         return configured
@@ -110,8 +109,6 @@ def find_value_head_prefix(folder: Path) -> str | None:
 
 
 def _llama_factory_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
-    from safetensors import safe_open
-
     with safe_open(folder / LLAMA_FACTORY_HEAD, framework="pt") as f:
         tensors = {name: f.get_tensor(name) for name in f.keys()}
     weight = next((t for n, t in tensors.items() if n.endswith("summary.weight")), None)
@@ -120,19 +117,19 @@ def _llama_factory_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None
     return weight, next((t for n, t in tensors.items() if n.endswith("summary.bias")), None)
 
 
-def _read_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None, str]:
-    """(weight [1, hidden], bias [1] or None, layout description)."""
+def _read_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None, str | None, str]:
+    """(weight [1, hidden], bias [1] or None, prefix in the model weights or None, layout description)."""
     if (folder / LLAMA_FACTORY_HEAD).is_file():
         weight, bias = _llama_factory_head(folder)
-        return weight, bias, "LLaMA-Factory value_head.safetensors"
+        return weight, bias, None, "LLaMA-Factory value_head.safetensors"
     if (folder / "value_head.bin").is_file():
         # torch.load unpickles arbitrary objects; a checkpoint should not run code when it is scored.
         raise RewardkitError(
             f"{folder}: value_head.bin is a pickle file and is not loaded (it could run code); convert it once "
             "with: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('value_head.bin', "
             "weights_only=True), 'value_head.safetensors')\" and keep value_head.safetensors beside the model")
-    prefix = find_value_head_prefix(folder)
     files = _weight_files(folder)
+    prefix = _find_prefix(folder, files)
     if prefix is None:
         raise RewardkitError(
             f"{folder}: no value head found: looked for {LLAMA_FACTORY_HEAD} and for a [1, hidden] "
@@ -143,7 +140,7 @@ def _read_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None, str]:
                              f"holds '{prefix}.weight' (pickled *.bin weights are not read)")
     weight = _tensor(files[f"{prefix}.weight"], f"{prefix}.weight")
     bias = _tensor(files[f"{prefix}.bias"], f"{prefix}.bias") if f"{prefix}.bias" in files else None
-    return weight, bias, f"'{prefix}' head in the model weights"
+    return weight, bias, prefix, f"'{prefix}' head in the model weights"
 
 
 class ValueHeadModel(torch.nn.Module):
@@ -168,18 +165,43 @@ class ValueHeadModel(torch.nn.Module):
         return self.head(last.to(self.head.weight.device, torch.float32)).squeeze(-1)
 
 
-def _load_backbone(path: str, *, dtype: str, attn_implementation: str | None, device_map: str | None,
-                   trust_remote_code: bool):
-    """The bare transformer (no LM head) of a causal-LM or OpenRLHF folder, refusing missing weights."""
-    from transformers import AutoModel
+def _backbone_class(path: str, trust_remote_code: bool, head_prefix: str | None):
+    """AutoModel's class for this config, told that the head (and any LM head) in the file is expected.
 
-    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code, output_loading_info=True)
+    Without this, transformers prints a LOAD REPORT calling `score.weight` / `lm_head.weight` UNEXPECTED
+    on every load, which reads like an error. Remote-code backbones keep AutoModel and its report.
+    """
+    from transformers import MODEL_MAPPING, AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if type(config) not in MODEL_MAPPING:
+        return AutoModel
+    base = MODEL_MAPPING[type(config)]
+    ignore = [r"^lm_head\."] + ([rf"^{re.escape(head_prefix)}\."] if head_prefix else [])
+    # Same module as the base class: transformers reads that module to check attention support.
+    return type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": ignore, "__module__": base.__module__})
+
+
+def _load_kwargs(kind: str, gguf_file: str | None, dtype: str, attn_implementation: str | None,
+                 device_map: str | None, trust_remote_code: bool) -> dict:
+    """`from_pretrained` keyword arguments, checking the options this kind cannot honour."""
+    if gguf_file:
+        raise RewardkitError(f"--gguf_file: {kind} models are loaded from safetensors folders, not GGUF")
+    if dtype not in DTYPES:
+        raise RewardkitError(f"--torch_dtype {dtype}: accepted values are {', '.join(DTYPES)}")
+    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if device_map:
         kwargs["device_map"] = device_map
+    return kwargs
+
+
+def _load_backbone(path: str, head_prefix: str | None, kwargs: dict):
+    """The bare transformer (no LM head) of a causal-LM or OpenRLHF folder, refusing missing weights."""
+    loader = _backbone_class(path, kwargs["trust_remote_code"], head_prefix)
     try:
-        backbone, info = AutoModel.from_pretrained(path, **kwargs)
+        backbone, info = loader.from_pretrained(path, output_loading_info=True, **kwargs)
     except (OSError, ValueError) as e:
         raise RewardkitError(f"--model {path}: cannot load the backbone ({_first_line(e)})") from e
     if info.get("missing_keys"):
@@ -201,13 +223,9 @@ def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "fl
         [0.73...]
     """
     folder = Path(path)
-    if gguf_file:
-        raise RewardkitError("--gguf_file: value-head models are read from safetensors folders, not GGUF")
-    if dtype not in DTYPES:
-        raise RewardkitError(f"--torch_dtype {dtype}: accepted values are {', '.join(DTYPES)}")
-    weight, bias, layout = _read_head(folder)
-    backbone = _load_backbone(path, dtype=dtype, attn_implementation=attn_implementation, device_map=device_map,
-                              trust_remote_code=trust_remote_code)
+    kwargs = _load_kwargs("value-head", gguf_file, dtype, attn_implementation, device_map, trust_remote_code)
+    weight, bias, prefix, layout = _read_head(folder)
+    backbone = _load_backbone(path, prefix, kwargs)
     hidden = backbone.config.get_text_config().hidden_size
     if weight.dim() != 2 or tuple(weight.shape) != (1, hidden):
         raise RewardkitError(f"{path}: the value head ({layout}) has shape {list(weight.shape)}; "
@@ -221,11 +239,10 @@ def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "fl
         model.to(device)
     else:
         model.head.to(device)
-    config = _config_dict(folder)
-    normalization = None
-    if config.get("normalize_reward") and isinstance(config.get("mean"), (int, float)) \
-            and isinstance(config.get("std"), (int, float)):
-        normalization = (float(config["mean"]), float(config["std"]))
+    config = _config_dict(folder)  # OpenRLHF normalises with mean/std only when normalize_reward is set
+    stats = (config.get("mean"), config.get("std"))
+    normal = config.get("normalize_reward") and all(isinstance(v, (int, float)) for v in stats)
+    normalization = (float(stats[0]), float(stats[1])) if normal else None
     limit = getattr(backbone.config.get_text_config(), "max_position_embeddings", None) or 4096
     # Positions come from the mask and the last real token is found from it, so either side is exact.
     return ClassifierRM(model, tokenizer, kind="value_head", max_length=min(max_length or limit, limit),
@@ -291,15 +308,7 @@ def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: s
     if not trust_remote_code:
         raise RewardkitError(f"--model {path}: this model runs its own Python code (config.json auto_map); "
                              "read that code, then pass --trust_remote_code to run it")
-    if gguf_file:
-        raise RewardkitError("--gguf_file: remote-code models are loaded from their folder, not GGUF")
-    if dtype not in DTYPES:
-        raise RewardkitError(f"--torch_dtype {dtype}: accepted values are {', '.join(DTYPES)}")
-    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=True)
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    if device_map:
-        kwargs["device_map"] = device_map
+    kwargs = _load_kwargs("remote-code", gguf_file, dtype, attn_implementation, device_map, True)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
     except (OSError, ValueError, ImportError) as e:

@@ -36,12 +36,14 @@ def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
         return "remote_code", f"config.json auto_map names custom code ({arch or 'no architecture'})"
     if arch.endswith("ForSequenceClassification"):
         return "seq_classifier", f"architecture {arch}"
-    if arch.endswith("ForCausalLM"):
-        from rewardkit.scorers.custom import find_value_head_prefix
+    from rewardkit.scorers.custom import find_value_head_prefix
 
-        prefix = find_value_head_prefix(folder)
-        if prefix:
-            return "value_head", f"causal LM weights with a '{prefix}' value head (OpenRLHF layout)"
+    # OpenRLHF saves its reward model with architecture "RewardModel" (a class it builds at run time),
+    # so any non-classifier checkpoint is checked for a value head before giving up.
+    prefix = find_value_head_prefix(folder)
+    if prefix:
+        return "value_head", f"{arch or 'a'} checkpoint with a '{prefix}' value head (OpenRLHF layout)"
+    if arch.endswith("ForCausalLM"):
         return "generative", f"architecture {arch} with no reward head: used as a generative judge"
     raise RewardkitError(f"--model {path}: cannot tell the kind from architecture '{arch}'; pass --kind ({', '.join(KINDS[1:])})")
 
@@ -67,7 +69,10 @@ def load_reward_model(path: str, kind: str = "auto", **options):
     if kind == "auto":
         kind, why = detect_kind(path, options.get("gguf_file"))
     logger.info("reward model %s: kind %s (%s)", path, kind, why)
-    judge_options = {k: options.pop(k) for k in ("mode", "max_new_tokens", "seed", "batch_size") if k in options}
+    judge_options = {k: options.pop(k) for k in ("mode", "max_new_tokens", "seed") if k in options}
+    if kind in ("generative", "function") and "batch_size" in options:
+        judge_options["batch_size"] = options.pop("batch_size")
+    options.pop("batch_size", None)
     if kind == "seq_classifier":
         from rewardkit.scorers.seq_classifier import load_seq_classifier
 
@@ -83,7 +88,7 @@ def load_reward_model(path: str, kind: str = "auto", **options):
     elif kind == "function":
         from rewardkit.scorers.custom import load_function
 
-        rm = load_function(path, **options)
+        rm = load_function(path, **judge_options, **options)
     else:
         from rewardkit.scorers.generative import load_judge
 
