@@ -25,127 +25,34 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Score, as_messages, ranking
 from rewardkit.serve.batcher import Batcher, Kind, LimitExceeded
 from rewardkit.serve.metrics import ServeMetrics
+from rewardkit.serve.schemas import (
+    CompareRequest,
+    CompareResponse,
+    GetRewardRequest,
+    GetRewardResponse,
+    PoolingData,
+    PoolingRequest,
+    PoolingResponse,
+    PoolingUsage,
+    ScoreRequest,
+    ScoreResponse,
+    _errors,
+)
 
 log = logging.getLogger("rewardkit.serve")
 PUBLIC_PATHS = frozenset({"/health"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
-
-
-def _unicode(s: str) -> str:
-    # JSON may carry lone surrogates ("\ud800"); tokenizers cannot encode them.
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise ValueError(f"text is not valid Unicode (lone surrogate at position {err.start})") from None
-    return s
-
-
-Text = Annotated[str, AfterValidator(_unicode)]
-
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: Text
-
-
-Messages = Annotated[list[ChatMessage], Field(min_length=1)]
-
-
-class ScoreRequest(BaseModel):
-    conversations: list[Messages] = Field(description="Conversations, each ending with the answer to rate.")
-
-
-class ScoreResponse(BaseModel):
-    scores: list[float]
-    num_tokens: list[int]
-    truncated: list[bool]
-    normalized: list[float | None] | None = Field(description="null unless the model has reward statistics")
-    sub_scores: list[dict[str, float]] | None = Field(None, description="per-objective rewards, if any")
-
-
-class CompareRequest(BaseModel):
-    prompt: Text | Messages = Field(description="The prompt, as text (one user turn) or as messages.")
-    responses: list[Text] = Field(min_length=1, description="Candidate answers to rank.")
-
-
-class CompareResponse(ScoreResponse):
-    ranking: list[int] = Field(description="indices into `responses`, best first")
-
-
-class GetRewardRequest(BaseModel):
-    """OpenRLHF's remote reward model request; other keys (`prompts`, `labels`, ...) are ignored."""
-
-    query: Text | list[Text] = Field(description="Prompt + response texts, formatted with the chat template.")
-
-
-class GetRewardResponse(BaseModel):
-    rewards: list[float]
-    scores: list[float]
-
-
-class PoolingRequest(BaseModel):
-    """vLLM's pooling request: chat form (`messages`, one conversation) or completion form (`input`)."""
-
-    model: str | None = None
-    messages: Messages | None = None
-    input: Text | list[Text] | None = Field(None, description="Already formatted text(s).")
-
-    @model_validator(mode="after")
-    def _one_form(self):
-        if (self.messages is None) == (self.input is None):
-            raise ValueError("give exactly one of 'messages' (a conversation) or 'input' (text or texts)")
-        return self
-
-
-class FieldError(BaseModel):
-    where: str = Field(description="the field, e.g. conversations[0][1].role")
-    msg: str
-    type: str
-
-
-class ErrorResponse(BaseModel):
-    detail: str = Field(description="what was wrong, and the setting or field involved")
-    errors: list[FieldError] | None = Field(None, description="one entry per invalid field (422 only)")
-
-
-def _errors(*codes: int) -> dict:
-    why = {400: "not supported by this model", 401: "missing or wrong API key", 413: "over a server limit",
-           422: "invalid request", 500: "the model failed"}
-    return {c: {"model": ErrorResponse, "description": why[c]} for c in codes}
-
-
-class PoolingData(BaseModel):
-    index: int
-    object: str = "pooling"
-    data: list[float]
-
-
-class PoolingUsage(BaseModel):
-    prompt_tokens: int
-    total_tokens: int
-    completion_tokens: int = 0
-    prompt_tokens_details: None = None
-
-
-class PoolingResponse(BaseModel):
-    id: str
-    object: str = "list"
-    created: int
-    model: str
-    data: list[PoolingData]
-    usage: PoolingUsage
 
 
 @dataclass
