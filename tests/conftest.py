@@ -100,12 +100,15 @@ def smollm2_dir():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rewardkit.assets import smollm2_gguf
+        from rewardkit.train.model import forget_gguf_quantizer
 
         folder, name = smollm2_gguf()
         CACHE.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=CACHE))
         AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
-        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(tmp)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        forget_gguf_quantizer(model)  # dequantised on load; transformers would refuse to save it otherwise
+        model.save_pretrained(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first

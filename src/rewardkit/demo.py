@@ -57,6 +57,7 @@ def run_demo(args: DemoArguments) -> dict:
                           learning_rate=args.learning_rate, per_device_train_batch_size=args.per_device_train_batch_size,
                           per_device_eval_batch_size=64, warmup_steps=0.1, logging_steps=20, save_strategy="no",
                           eval_strategy="no", report_to="none", seed=args.seed, do_train=True, do_eval=True,
+                          train_sampling_strategy="group_by_length",  # batches of similar length: less padding
                           use_cpu=not torch.cuda.is_available()),
         ScriptArguments(use_peft=args.use_peft, template_name="auto"),
     )

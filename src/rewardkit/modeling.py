@@ -61,13 +61,29 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
         return logits.float().squeeze(-1)
     base = unwrap(model)
-    backbone = getattr(base, base.base_model_prefix)
-    hidden = backbone(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        position_ids=position_ids_from_mask(attention_mask),
-        use_cache=False,
-    ).last_hidden_state
-    rows = torch.arange(hidden.shape[0], device=hidden.device)
-    last = hidden[rows, last_token_index(attention_mask).to(hidden.device)]
-    return base.score(last).float().squeeze(-1)
+    per_token = head_outputs(model, base.score, input_ids=input_ids, attention_mask=attention_mask,
+                             position_ids=position_ids_from_mask(attention_mask))
+    rows = torch.arange(per_token.shape[0], device=per_token.device)
+    return per_token[rows, last_token_index(attention_mask).to(per_token.device)].float().squeeze(-1)
+
+
+def head_outputs(model, head: torch.nn.Module, **inputs) -> torch.Tensor:
+    """The reward head's output at every position of a decoder sequence classifier.
+
+    A wrapped model (DDP, FSDP, DeepSpeed, PEFT) is run through its outermost wrapper, with a hook
+    catching the head's output: DDP syncs gradients only after a forward it ran itself, and FSDP
+    gathers the root's sharded weights (embeddings, head) only in its own forward. The model's pooled
+    logits are ignored. A bare model runs backbone and head directly, since its pooling needs
+    `config.pad_token_id`, which a checkpoint being scored may lack.
+    """
+    base = unwrap(model)
+    if model is base:
+        backbone = getattr(base, base.base_model_prefix)
+        return head(backbone(**inputs, use_cache=False).last_hidden_state)
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _module, _args, output: captured.append(output))
+    try:
+        model(**inputs, use_cache=False)
+    finally:
+        handle.remove()
+    return captured[0]

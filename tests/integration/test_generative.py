@@ -5,7 +5,7 @@ import torch
 
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import RewardModel
-from rewardkit.scorers.generative import GenerativeJudge
+from rewardkit.scorers.generative import GenerativeJudge, _StopAfterDecision, load_judge
 
 QUESTION = (
     "Jane has 12 apples. She gives 4 apples to her friend Mark, then buys 1 more apple, and finally splits "
@@ -66,7 +66,10 @@ def test_tiny_judge_swaps_orders_and_counts(tiny_causal_dir, monkeypatch):
 
 def test_tiny_judge_generates_and_truncates(tiny_causal_dir):
     judge = GenerativeJudge(tiny_causal_dir, mode="pairwise", max_new_tokens=3, max_length=900)
-    history = [{"role": "user", "content": "tell me a story " * 20}, {"role": "assistant", "content": "ok " * 50}]
+    history = [
+        {"role": "user", "content": "tell me a story " * 20},
+        {"role": "assistant", "content": "ok " * 50},
+    ]
     scores = judge.judge_pairs([history + [{"role": "user", "content": QUESTION}]], [GOOD * 2], [BAD * 2])
     assert scores[0].truncated and scores[0].num_tokens <= 900 - 3
     assert len(judge.last_generations) == 2 and judge.stats()["judgments"] == 2
@@ -83,6 +86,20 @@ def test_tiny_logprob_is_a_probability(tiny_causal_dir):
     assert sorted(ranked.ranking) == [0, 1, 2] and sum(ranked.scores) == pytest.approx(1.5)
 
 
+def test_tiny_pointwise_falls_back_and_edges(tiny_causal_dir):
+    judge = load_judge(
+        str(tiny_causal_dir), mode="pointwise", max_new_tokens=3, device_map="cpu", template_name="ignored"
+    )
+    scores = judge.score_detailed([rated(GOOD)])  # a random model writes no "[[N]]"
+    assert scores[0].score == 5.5 and scores[0].sub_scores == {"rating": 5.5, "parse_failed": 1.0}
+    assert judge.stats()["parse_failure_rate"] == 1.0 and judge.score_detailed([]) == []
+    assert judge.compare(QUESTION, [GOOD]).ranking == [0]
+    with pytest.raises(RewardkitError, match="must end with the assistant answer"):
+        judge.score_detailed([[{"role": "user", "content": QUESTION}]])
+    with pytest.raises(RewardkitError, match="judge_pairs needs mode='pairwise' or mode='logprob'"):
+        judge.judge_pairs([QUESTION], [GOOD], [BAD])
+
+
 def test_bad_arguments(tiny_causal_dir, tmp_path):
     with pytest.raises(RewardkitError, match="mode='ranking'"):
         GenerativeJudge(tiny_causal_dir, mode="ranking")
@@ -92,12 +109,22 @@ def test_bad_arguments(tiny_causal_dir, tmp_path):
 
 # ------------------------------------------------------------------ SmolLM2-135M-Instruct (slow)
 @pytest.fixture(scope="module")
-def smol_pairwise(smollm2_dir):
+def one_thread():
+    """Decode steps are tiny: on a shared 2-core machine OpenMP barriers between 2 threads cost far more
+    than the work (measured 310 s with 2 threads, about 25 s with 1, for the pairwise test)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def smol_pairwise(smollm2_dir, one_thread):
     return GenerativeJudge(smollm2_dir, mode="pairwise", max_new_tokens=48, dtype="float32")
 
 
 @pytest.fixture(scope="module")
-def smol_logprob(smollm2_dir):
+def smol_logprob(smollm2_dir, one_thread):
     return GenerativeJudge(smollm2_dir, mode="logprob", dtype="float32")
 
 
@@ -109,6 +136,9 @@ def test_smollm2_decision_tokens(smol_logprob):
     assert tok.convert_ids_to_tokens(smol_logprob._verdict_ids) == ["A", "B"]
     assert [tok.decode([i]) for i in smol_logprob._ten_split] == ["1", "0", "]]"]
     assert len(smol_logprob._rating_ids) == 9
+    # generation stops a row once "]]" is out
+    rows = [tok.encode(t, add_special_tokens=False) for t in ("Q: A is better [[A]]", "Q: A is better, [A")]
+    assert _StopAfterDecision(tok, 2)(torch.tensor(rows), None).tolist() == [True, False]
 
 
 @pytest.mark.slow
@@ -140,10 +170,11 @@ def test_smollm2_logprob_probabilities(smol_logprob):
 
 
 @pytest.mark.slow
-def test_smollm2_pointwise_numbers(smollm2_dir):
+def test_smollm2_pointwise_numbers(smollm2_dir, one_thread):
     judge = GenerativeJudge(smollm2_dir, mode="pointwise", max_new_tokens=24, dtype="float32")
     scores = judge.score_detailed([rated(GOOD), rated(BAD)])
     for s in scores:
-        assert isinstance(s.score, float) and 1 <= s.score <= 10 and s.sub_scores["parse_failed"] in (0.0, 1.0)
+        assert isinstance(s.score, float) and 1 <= s.score <= 10
+        assert s.sub_scores["parse_failed"] in (0.0, 1.0)
         assert s.score == 5.5 or s.sub_scores["parse_failed"] == 0.0  # the fallback only on a failure
     assert 0 <= judge.stats()["parse_failure_rate"] <= 1

@@ -34,8 +34,10 @@ def test_sections_config_loads():
     assert set(sections) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
 
 
-ACCELERATE: list[str] = []
-DEEPSPEED: list[str] = []
+# Loaded and resolved in depth by tests/integration/test_distributed.py.
+ACCELERATE: list[str] = ["accelerate_ddp_cpu.yaml", "accelerate_multi_gpu.yaml", "accelerate_multi_node.yaml",
+                         "accelerate_fsdp.yaml"]
+DEEPSPEED: list[str] = ["deepspeed_zero2.json", "deepspeed_zero3.json"]
 
 
 @pytest.mark.parametrize("name", ACCELERATE + DEEPSPEED)

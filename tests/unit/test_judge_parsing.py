@@ -3,15 +3,18 @@
 import pytest
 import torch
 
-from rewardkit.scorers.generative import combine_probs, expected_rating, rating_probs, two_way_prob
 from rewardkit.scorers.judge_prompts import (
+    combine_probs,
     combine_verdicts,
     continuation_token,
+    expected_rating,
     pairwise_prompt,
     parse_rating,
     parse_verdict,
     pointwise_prompt,
+    rating_probs,
     render_conversation,
+    two_way_prob,
     verdict_outcome,
 )
 

@@ -38,38 +38,6 @@ MODES = ("pairwise", "pointwise", "logprob")
 FALLBACK_RATING = 5.5
 
 
-# ---------------------------------------------------------------- pure maths (tested by hand)
-def two_way_prob(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:
-    """P(A) under the softmax restricted to the two logits."""
-    return torch.sigmoid(logit_a.double() - logit_b.double())
-
-
-def combine_probs(p_a_xy: float, p_a_yx: float) -> jp.PairJudgment:
-    """P(A) with x shown as A and with x shown as B -> P(x beats y) averaged over both orders.
-
-    The orders agree when both lean the same way (x above 0.5 in both, or in neither).
-    """
-    p_x_first, p_x_second = p_a_xy, 1.0 - p_a_yx
-    consistent = (p_x_first > 0.5) == (p_x_second > 0.5)
-    return jp.PairJudgment((p_x_first + p_x_second) / 2, consistent)
-
-
-def rating_probs(first_logits: torch.Tensor, ten_split_logits: torch.Tensor | None = None) -> torch.Tensor:
-    """Probabilities of ratings 1..10 (columns) from next-token logits.
-
-    Args:
-        first_logits: [n, 9] logits of "1".."9", or [n, 10] when "10" is one token.
-        ten_split_logits: [n, 2] logits of ("0", "]]") after "1": splits P("1") into 10 and 1.
-    """
-    probs = torch.softmax(first_logits.double(), dim=-1)
-    if probs.shape[-1] == 10:
-        return probs
-    if ten_split_logits is None:
-        return torch.cat([probs, torch.zeros_like(probs[:, :1])], dim=-1)
-    p_ten = torch.softmax(ten_split_logits.double(), dim=-1)[:, :1]
-    return torch.cat([probs[:, :1] * (1 - p_ten), probs[:, 1:], probs[:, :1] * p_ten], dim=-1)
-
-
 def shared_cap(lengths: Sequence[int], excess: int) -> int:
     """The largest cap such that clipping every length to it removes at least `excess` (0 if none does).
 
@@ -87,11 +55,6 @@ def shared_cap(lengths: Sequence[int], excess: int) -> int:
     return lo
 
 
-def expected_rating(probs: torch.Tensor) -> torch.Tensor:
-    """Mean rating under [n, 10] probabilities of ratings 1..10."""
-    return probs @ torch.arange(1, 11, dtype=probs.dtype)
-
-
 # ---------------------------------------------------------------- the judge
 class GenerativeJudge:
     """A local causal chat LM as a reward model (kind "generative").
@@ -99,8 +62,8 @@ class GenerativeJudge:
     Example:
         >>> judge = GenerativeJudge("models/smollm2-135m-instruct", mode="logprob")  # doctest: +SKIP
         >>> chosen, rejected = judge.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
-        >>> judge.stats()["order_consistency_rate"]  # doctest: +SKIP
-        1.0
+        >>> judge.stats()["parse_failure_rate"]  # logprob reads probabilities: never fails  # doctest: +SKIP
+        0.0
     """
 
     kind = "generative"
@@ -142,15 +105,13 @@ class GenerativeJudge:
                 "score_detailed rates one answer at a time, which needs mode='pointwise' or mode='logprob' "
                 "(this judge has mode='pairwise'); use score_pairs or compare for pairwise verdicts"
             )
-        heads, answers = [], []
+        prompts = []
         for i, conv in enumerate(conversations):
             if not conv or conv[-1]["role"] != "assistant":
-                raise RewardkitError(
-                    f"conversation {i}: must end with an assistant message (the answer to rate)"
-                )
-            heads.append(list(conv[:-1]))
-            answers.append(conv[-1]["content"])
-        prompts = [self._fit(h, [a], pointwise=True) for h, a in zip(heads, answers)]
+                raise RewardkitError(f"conversation {i}: must end with the assistant answer to rate")
+            prompts.append(self._fit(list(conv[:-1]), [conv[-1]["content"]], pointwise=True))
+        if not prompts:
+            return []
         if self.mode == "logprob":
             return self._rate_logprob(prompts)
         return self._rate_generated(prompts)
@@ -169,13 +130,18 @@ class GenerativeJudge:
         return wins, [1.0 - w for w in wins]
 
     def compare(self, prompt: Conversation | str, responses: Sequence[str]) -> Comparison:
-        """Rank responses: by rating (pointwise), else by mean win rate in a round-robin (both orders)."""
+        """Rank responses: by rating (pointwise), else by mean win rate in a round-robin (both orders).
+
+        A single response scores 0.5 (nothing to compare it with).
+        """
         if not responses:
             raise RewardkitError("compare: responses is empty")
         if self.mode == "pointwise":
             scores = self.score([_answered(prompt, r) for r in responses])
             return Comparison(scores=scores, ranking=ranking(scores))
         n = len(responses)
+        if n == 1:
+            return Comparison(scores=[0.5], ranking=[0])
         pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
         firsts, seconds = [responses[i] for i, _ in pairs], [responses[j] for _, j in pairs]
         judged = self.judge_pairs([prompt] * len(pairs), firsts, seconds)
@@ -183,7 +149,7 @@ class GenerativeJudge:
         for (i, j), s in zip(pairs, judged):
             wins[i] += s.score
             wins[j] += 1.0 - s.score
-        scores = [w / (n - 1) for w in wins] if n > 1 else [0.5]
+        scores = [w / (n - 1) for w in wins]
         return Comparison(scores=scores, ranking=ranking(scores))
 
     # ---- pairwise judgments
@@ -197,14 +163,18 @@ class GenerativeJudge:
             raise RewardkitError(
                 "judge_pairs needs mode='pairwise' or mode='logprob' (this judge has mode='pointwise')"
             )
+        if not len(prompts) == len(xs) == len(ys):
+            raise RewardkitError("judge_pairs: prompts, xs and ys must have the same length")
+        if not prompts:
+            return []
         built = []
         for p, x, y in zip(prompts, xs, ys):
             head = as_messages(p)
             built += [self._fit(head, [x, y], pointwise=False), self._fit(head, [y, x], pointwise=False)]
         if self.mode == "logprob":
             logits, _ = self._next_token_logits([b[0] for b in built])
-            p_a = two_way_prob(logits[:, self._verdict_ids[0]], logits[:, self._verdict_ids[1]]).tolist()
-            results = [combine_probs(p_a[k], p_a[k + 1]) for k in range(0, len(built), 2)]
+            p_a = jp.two_way_prob(logits[:, self._verdict_ids[0]], logits[:, self._verdict_ids[1]]).tolist()
+            results = [jp.combine_probs(p_a[k], p_a[k + 1]) for k in range(0, len(built), 2)]
         else:
             outs = self._generate([b[0] for b in built])
             verdicts = [jp.parse_verdict(o) for o in outs]
@@ -259,8 +229,8 @@ class GenerativeJudge:
         one = self._ten_split[0] if self._ten_split else None
         logits, after_one = self._next_token_logits([p[0] for p in prompts], follow=one)
         split = after_one[:, list(self._ten_split[1:])] if self._ten_split else None
-        probs = rating_probs(logits[:, self._rating_ids], split)
-        expected = expected_rating(probs).tolist()
+        probs = jp.rating_probs(logits[:, self._rating_ids], split)
+        expected = jp.expected_rating(probs).tolist()
         self._counts["judgments"] += len(prompts)
         return [
             Score(e, num_tokens=n, truncated=t, sub_scores={"expected_rating": e, "p_top": float(pr.max())})
@@ -275,12 +245,15 @@ class GenerativeJudge:
         them is clipped to a shared token budget (head kept, " [...]" appended).
         """
         budget = self.max_length - (1 if self.mode == "logprob" else self.max_new_tokens)
-        history, answers, truncated = list(history), list(answers), False
+        history, answers, truncated, before = list(history), list(answers), False, None
         while True:
             text = self._render(history, answers, pointwise)
             n = self._count(text)
             if n <= budget:
                 return text, n, truncated
+            if before is not None and n >= before:
+                raise RewardkitError(f"max_length={self.max_length}: cannot clip the judge prompt to fit")
+            before = n
             truncated = True
             older = [i for i, m in enumerate(history[:-1]) if m["role"] != "system"]
             if older:
@@ -303,8 +276,9 @@ class GenerativeJudge:
         return len(self.tokenizer.encode(text, add_special_tokens=False))
 
     def _clip(self, text: str, n_tokens: int) -> str:
-        ids = self.tokenizer.encode(text, add_special_tokens=False)
-        return self.tokenizer.decode(ids[:n_tokens]) + " [...]"
+        """The first `n_tokens` tokens of `text`, cut in the original string (decode may re-space it)."""
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return text[: enc["offset_mapping"][n_tokens - 1][1]] + " [...]"
 
     def _render(self, history: Conversation, answers: list[str], pointwise: bool) -> str:
         only = self.mode == "logprob"
@@ -320,41 +294,51 @@ class GenerativeJudge:
     # ---- model calls
     @torch.inference_mode()
     def _generate(self, texts: list[str]) -> list[str]:
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig, StoppingCriteriaList
 
         config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=False, stop_strings=["]]"],
+            max_new_tokens=self.max_new_tokens, do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
         )
-        outs = []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self._encode(texts[start : start + self.batch_size])
+        outs = [""] * len(texts)
+        for rows in self._batches(texts):
+            enc = self._encode([texts[i] for i in rows])
+            stop = StoppingCriteriaList([_StopAfterDecision(self.tokenizer, enc["input_ids"].shape[1])])
             torch.manual_seed(self.seed)
-            ids = self.model.generate(**enc, generation_config=config, tokenizer=self.tokenizer)
-            outs += self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            ids = self.model.generate(**enc, generation_config=config, stopping_criteria=stop)
+            new = self.tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            for i, text in zip(rows, new):
+                outs[i] = text
         self.last_generations = outs
         return outs
 
     @torch.inference_mode()
     def _next_token_logits(self, texts: list[str], follow: int | None = None):
         """Last-position logits [n, vocab], and (if `follow`) the logits after appending that token."""
-        firsts, seconds = [], []
-        for start in range(0, len(texts), self.batch_size):
-            enc = self._encode(texts[start : start + self.batch_size])
+        order, firsts, seconds = [], [], []
+        for rows in self._batches(texts):
+            enc = self._encode([texts[i] for i in rows])
             mask = enc["attention_mask"]
             # left padding: positions count real tokens only, as generate() does
             pos = (mask.cumsum(-1) - 1).clamp(min=0)
-            out = self.model(**enc, position_ids=pos, use_cache=follow is not None)
+            out = self.model(**enc, position_ids=pos, use_cache=follow is not None, logits_to_keep=1)
+            order += rows
             firsts.append(out.logits[:, -1, :].float().cpu())
             if follow is not None:
                 step = torch.full_like(enc["input_ids"][:, :1], follow)
                 nxt = self.model(
                     input_ids=step, attention_mask=torch.cat([mask, torch.ones_like(step)], dim=-1),
-                    position_ids=pos[:, -1:] + 1, past_key_values=out.past_key_values,
+                    position_ids=pos[:, -1:] + 1, past_key_values=out.past_key_values, logits_to_keep=1,
                 )
                 seconds.append(nxt.logits[:, -1, :].float().cpu())
-        return torch.cat(firsts), (torch.cat(seconds) if seconds else None)
+        back = torch.argsort(torch.tensor(order))
+        return torch.cat(firsts)[back], (torch.cat(seconds)[back] if seconds else None)
+
+    def _batches(self, texts: list[str]) -> list[list[int]]:
+        """Row indices in batches of `batch_size`, similar lengths together so padding stays small."""
+        rows = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        return [rows[k : k + self.batch_size] for k in range(0, len(rows), self.batch_size)]
 
     def _encode(self, texts: list[str]) -> dict:
         enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
@@ -381,6 +365,21 @@ class GenerativeJudge:
         zero = jp.continuation_token(self.tokenizer, after, "0")
         close = jp.continuation_token(self.tokenizer, after, "]]")
         return ids, ((ids[0], zero, close) if zero is not None and close is not None else None)
+
+
+class _StopAfterDecision:
+    """Stops a row once its generated text holds "]]".
+
+    transformers' own `stop_strings` fails on tokenizers whose decoder re-spaces tokens (its
+    prefix search raises ValueError), so this decodes the new tokens instead.
+    """
+
+    def __init__(self, tokenizer, prompt_len: int):
+        self.tokenizer, self.prompt_len = tokenizer, prompt_len
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len :], skip_special_tokens=True)
+        return torch.tensor(["]]" in t for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 def _answered(prompt: Conversation | str, answer: str) -> Conversation:

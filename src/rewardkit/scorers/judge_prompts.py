@@ -7,9 +7,10 @@ brackets: ``[[A]]`` / ``[[B]]`` / ``[[C]]`` (tie) for a pairwise verdict, ``[[N]
 output; anything else is a parse failure (the caller counts it and falls back to a tie or a neutral
 rating). `combine_verdicts` turns the verdicts of the two orders of a pair into one outcome.
 
-For the logprob modes the same prompts are used with "verdict only" wording, and the assistant turn
+For the logprob mode the same prompts are used with "verdict only" wording, and the assistant turn
 is prefilled with ``VERDICT_PREFILL`` / ``RATING_PREFILL`` so that the very next token is the
-decision; `continuation_token` finds the token id that decision is read from.
+decision: `continuation_token` finds the token ids it is read from, and the functions at the end
+turn those tokens' logits into P(A), P(x beats y) over both orders, and an expected rating.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import torch
 
 from rewardkit.data.schema import Message
 
@@ -163,3 +166,40 @@ def continuation_token(tokenizer, context: str, piece: str) -> int | None:
     if len(full) == len(head) + 1 and full[: len(head)] == head:
         return full[-1]
     return None
+
+
+# ---------------------------------------------------------------- reading token probabilities
+def two_way_prob(logit_a: torch.Tensor, logit_b: torch.Tensor) -> torch.Tensor:
+    """P(A) under the softmax restricted to the two logits."""
+    return torch.sigmoid(logit_a.double() - logit_b.double())
+
+
+def combine_probs(p_a_xy: float, p_a_yx: float) -> PairJudgment:
+    """P(A) with x shown as A and with x shown as B -> P(x beats y) averaged over both orders.
+
+    The orders agree when both lean the same way (x above 0.5 in both, or in neither).
+    """
+    p_x_first, p_x_second = p_a_xy, 1.0 - p_a_yx
+    consistent = (p_x_first > 0.5) == (p_x_second > 0.5)
+    return PairJudgment((p_x_first + p_x_second) / 2, consistent)
+
+
+def rating_probs(first_logits: torch.Tensor, ten_split_logits: torch.Tensor | None = None) -> torch.Tensor:
+    """Probabilities of ratings 1..10 (columns) from next-token logits.
+
+    Args:
+        first_logits: [n, 9] logits of "1".."9", or [n, 10] when "10" is one token.
+        ten_split_logits: [n, 2] logits of ("0", "]]") after "1": splits P("1") into 10 and 1.
+    """
+    probs = torch.softmax(first_logits.double(), dim=-1)
+    if probs.shape[-1] == 10:
+        return probs
+    if ten_split_logits is None:
+        return torch.cat([probs, torch.zeros_like(probs[:, :1])], dim=-1)
+    p_ten = torch.softmax(ten_split_logits.double(), dim=-1)[:, :1]
+    return torch.cat([probs[:, :1] * (1 - p_ten), probs[:, 1:], probs[:, :1] * p_ten], dim=-1)
+
+
+def expected_rating(probs: torch.Tensor) -> torch.Tensor:
+    """Mean rating under [n, 10] probabilities of ratings 1..10."""
+    return probs @ torch.arange(1, 11, dtype=probs.dtype)

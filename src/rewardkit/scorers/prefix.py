@@ -53,8 +53,9 @@ def shared_prefix_len(rows: Sequence[Sequence[int]]) -> int:
     return max(k, 0)
 
 
-def group_batches(prefix_lens: Sequence[int], answer_lens: Sequence[Sequence[int]], max_tokens: int,
-                  max_rows: int) -> list[list[int]]:
+def group_batches(
+    prefix_lens: Sequence[int], answer_lens: Sequence[Sequence[int]], max_tokens: int, max_rows: int
+) -> list[list[int]]:
     """Group indices in batches, longest prefix first, each within the token budget.
 
     A batch's cost is the larger of its two forwards: groups × longest prefix, and answer rows ×
@@ -92,8 +93,9 @@ def _plain_cache(cache) -> bool:
 
 
 @torch.no_grad()
-def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], pad_id: int,
-                   device: torch.device) -> list[torch.Tensor]:
+def _batch_rewards(
+    model, groups: list[list[list[int]]], prefix_lens: list[int], pad_id: int, device: torch.device
+) -> list[torch.Tensor]:
     """Rewards of every row of `groups`: prefixes in one forward, then all answers in a second one."""
     base = unwrap(model)
     backbone = getattr(base, base.base_model_prefix)
@@ -103,25 +105,33 @@ def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int],
     # Right padding leaves holes between a short prompt and its answer; the mask hides them and the
     # position ids skip them, and no query row is fully masked (which could put NaN into the cache).
     p_ids, p_mask = (t.to(device) for t in pad_rows(prompts, pad_id, "right"))
-    cache = backbone(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask),
-                     use_cache=True).past_key_values
+    cache = backbone(
+        input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask), use_cache=True
+    ).past_key_values
     if not _plain_cache(cache):
         raise UnsupportedCache(type(cache).__name__)
     cache.reorder_cache(owner)  # one copy of its group's prefix per answer row
     a_ids, a_mask = (t.to(device) for t in pad_rows(answers, pad_id, "right"))
     mask = torch.cat([p_mask[owner], a_mask], dim=1)
     positions = position_ids_from_mask(mask)[:, p_ids.shape[1] :]
-    hidden = backbone(input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                      use_cache=True).last_hidden_state
+    hidden = backbone(
+        input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
+    ).last_hidden_state
     last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(a_mask)]
     values = base.score(last).float().squeeze(-1).cpu()
     return list(values.split([len(rows) for rows in groups]))
 
 
 @torch.no_grad()
-def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pad_id: int,
-                         device: torch.device | str = "cpu", batch_tokens: int = 16384,
-                         max_rows: int = 64) -> list[torch.Tensor]:
+def prefix_group_rewards(
+    model,
+    groups: Sequence[Sequence[Sequence[int]]],
+    *,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    batch_tokens: int = 16384,
+    max_rows: int = 64,
+) -> list[torch.Tensor]:
     """Rewards of token-id rows given in groups that share a prefix (a pair, or N answers to one prompt).
 
     Args:
@@ -143,20 +153,21 @@ def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pa
     groups = [[list(row) for row in rows] for rows in groups]
     prefix_lens = [shared_prefix_len(rows) if rows else 0 for rows in groups]
     out: list[torch.Tensor | None] = [None] * len(groups)
-    # A group with nothing shared gains nothing, and an empty prompt row would be fully masked.
-    plain = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] == 0]
-    for g in plain:
-        values = [sequence_rewards(model, torch.tensor([row], device=device), torch.ones(1, len(row), dtype=torch.long,
-                                   device=device)).float().cpu()[0] for row in groups[g]]
-        out[g] = torch.stack(values)
     for g, rows in enumerate(groups):
         if not rows:
             out[g] = torch.empty(0)
+        elif (
+            prefix_lens[g] == 0
+        ):  # nothing shared: nothing to gain, and an empty prompt row would be fully masked
+            ids, mask = pad_rows(rows, pad_id, "right")
+            out[g] = sequence_rewards(model, ids.to(device), mask.to(device)).float().cpu()
     shared = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] > 0]
     answer_lens = [[len(row) - prefix_lens[g] for row in groups[g]] for g in shared]
     for batch in group_batches([prefix_lens[g] for g in shared], answer_lens, batch_tokens, max_rows):
         picked = [shared[i] for i in batch]
-        values = _batch_rewards(model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id, device)
+        values = _batch_rewards(
+            model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id, device
+        )
         for g, v in zip(picked, values):
             out[g] = v
     return out
@@ -191,18 +202,29 @@ def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[
 
     Falls back to `rm.score_detailed` (the plain path) when the model's cache cannot be shared.
     """
-    encoded = [[encode_for_scoring(rm.tokenizer, list(conv), rm.max_length) for conv in convs] for convs in groups]
+    encoded = [
+        [encode_for_scoring(rm.tokenizer, list(conv), rm.max_length) for conv in convs] for convs in groups
+    ]
     pad_id = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
     try:
-        values = prefix_group_rewards(rm.model, [[ids for ids, _ in group] for group in encoded], pad_id=pad_id,
-                                      device=rm.device, batch_tokens=rm.batch_tokens, max_rows=rm.max_batch_rows)
+        values = prefix_group_rewards(
+            rm.model,
+            [[ids for ids, _ in group] for group in encoded],
+            pad_id=pad_id,
+            device=rm.device,
+            batch_tokens=rm.batch_tokens,
+            max_rows=rm.max_batch_rows,
+        )
     except UnsupportedCache as e:
         logger.info("prefix sharing is not available for this model's cache (%s): scoring in full", e)
         flat = rm.score_detailed([conv for convs in groups for conv in convs])
         sizes = [len(convs) for convs in groups]
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         return [flat[s : s + n] for s, n in zip(starts, sizes)]
-    return [[_to_score(rm, v, len(ids), t) for v, (ids, t) in zip(vals, group)] for vals, group in zip(values, encoded)]
+    return [
+        [_to_score(rm, v, len(ids), t) for v, (ids, t) in zip(vals, group)]
+        for vals, group in zip(values, encoded)
+    ]
 
 
 def score_pairs_detailed(rm, prompts, chosen, rejected) -> tuple[list[Score], list[Score]]:
@@ -212,7 +234,9 @@ def score_pairs_detailed(rm, prompts, chosen, rejected) -> tuple[list[Score], li
     groups = []
     for prompt, c, r in zip(prompts, chosen, rejected):
         head = as_messages(prompt)
-        groups.append([head + [{"role": "assistant", "content": c}], head + [{"role": "assistant", "content": r}]])
+        groups.append(
+            [head + [{"role": "assistant", "content": c}], head + [{"role": "assistant", "content": r}]]
+        )
     scored = score_groups_detailed(rm, groups)
     return [s[0] for s in scored], [s[1] for s in scored]
 

@@ -1,4 +1,10 @@
-"""Writing the trained reward model: a plain sequence-classification checkpoint, the adapter, or both."""
+"""Writing the trained reward model: a plain sequence-classification checkpoint, the adapter, or both.
+
+One process, DDP and ZeRO-1/2 keep every weight whole on every rank, so rank 0 saves its own copy.
+Under DeepSpeed ZeRO-3 and FSDP each rank holds only a shard: `gather_full_state_dict` (called on
+every rank) collects the full weights on rank 0, and `export_model(..., state_dict=...)` rebuilds the
+model on CPU from them before merging LoRA and saving, so the trained score head is what gets written.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +13,15 @@ from pathlib import Path
 
 import torch
 
+from rewardkit.errors import RewardkitError
 from rewardkit.modeling import unwrap
 
 logger = logging.getLogger(__name__)
 
 
 def export_model(model, tokenizer, output_dir: str | Path, *, mode: str = "merged", dtype: torch.dtype | None = None,
-                 reward_stats: dict[str, float] | None = None, quantized: bool = False) -> list[Path]:
+                 reward_stats: dict[str, float] | None = None, quantized: bool = False,
+                 state_dict: dict[str, torch.Tensor] | None = None) -> list[Path]:
     """Save `model` so that `AutoModelForSequenceClassification.from_pretrained(output_dir)` loads it as is.
 
     Args:
@@ -24,18 +32,22 @@ def export_model(model, tokenizer, output_dir: str | Path, *, mode: str = "merge
         dtype: cast the merged weights to this dtype (the base model's) before saving.
         reward_stats: {"reward_mean", "reward_std"} written into config.json for optional normalisation.
         quantized: the base is 4/8-bit; it cannot be merged, so only the adapter is written.
+        state_dict: the full weights from `gather_full_state_dict` when `model`'s own parameters are
+            shards (ZeRO-3, FSDP); None when they are whole.
 
     Returns:
         The folders written.
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if state_dict is not None and not quantized:
+        model, state_dict = materialize(model, state_dict), None
     is_peft = hasattr(model, "peft_config")
     written: list[Path] = []
     if is_peft and (mode in ("adapter", "both") or quantized):
         adapter_dir = out / "adapter" if mode == "both" and not quantized else out
         _add_stats(unwrap(model).config, reward_stats)
-        model.save_pretrained(adapter_dir)
+        model.save_pretrained(adapter_dir, state_dict=state_dict)  # PEFT picks the adapter and head out of it
         tokenizer.save_pretrained(adapter_dir)
         written.append(adapter_dir)
         if quantized and mode != "adapter":
@@ -52,6 +64,65 @@ def export_model(model, tokenizer, output_dir: str | Path, *, mode: str = "merge
         tokenizer.save_pretrained(out)
         written.append(out)
     return written
+
+
+def gather_full_state_dict(accelerator, wrapped_model) -> dict[str, torch.Tensor] | None:
+    """The full weights of a sharded model (DeepSpeed ZeRO-3, FSDP) on the main process, else None.
+
+    A collective: call it on every rank (each rank sends its shard), then pass the result to
+    `export_model(..., state_dict=...)` on the main process. Other ranks get an empty result. Returns
+    None without communicating when the weights are whole on every rank (one process, DDP, ZeRO-1/2).
+
+    Args:
+        accelerator: the Trainer's `accelerate.Accelerator` (`trainer.accelerator`), or None.
+        wrapped_model: the model as the engine wrapped it (`trainer.model_wrapped`: the DeepSpeed engine,
+            or the FSDP module).
+    """
+    from accelerate.utils import DistributedType
+
+    if accelerator is None:
+        return None
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        if accelerator.state.deepspeed_plugin.zero_stage != 3:
+            return None
+        try:
+            return accelerator.get_state_dict(wrapped_model) or {}
+        except ValueError as e:  # accelerate's message when ZeRO-3 is told not to gather 16-bit weights on save
+            raise RewardkitError(
+                "--deepspeed: ZeRO-3 can only export the reward model when the config sets "
+                '"stage3_gather_16bit_weights_on_model_save": true (configs/deepspeed_zero3.json does)') from e
+    if accelerator.distributed_type == DistributedType.FSDP:
+        return accelerator.get_state_dict(wrapped_model) or {}
+    return None
+
+
+def materialize(model, state_dict: dict[str, torch.Tensor]):
+    """A CPU copy of `model` (PEFT wrapper included) holding the full weights in `state_dict`.
+
+    The copy is built on the meta device and takes the gathered tensors as its parameters, so no
+    second set of weights is allocated; `model` itself (whose parameters are shards) is not touched.
+    It is for saving: non-persistent buffers (rotary tables) stay on the meta device.
+    """
+    from transformers.modeling_utils import set_zero3_state
+
+    base = unwrap(model)
+    # While the Trainer's ZeRO-3 config is alive, transformers builds every (sub)model inside
+    # deepspeed.zero.Init, a collective that would partition the copy again and hang with only rank 0
+    # here; set_zero3_state() is how transformers marks zero.Init as already entered, so it is skipped.
+    with torch.device("meta"), set_zero3_state():
+        copy = type(base)(base.config)
+        if hasattr(model, "peft_config"):
+            from peft import get_peft_model
+
+            adapter = model.active_adapter
+            copy = get_peft_model(copy, model.peft_config[adapter], adapter_name=adapter)
+    _, unexpected = copy.load_state_dict(state_dict, strict=False, assign=True)
+    empty = [name for name, p in copy.named_parameters() if p.is_meta]
+    if empty or unexpected:
+        raise RewardkitError(
+            f"export: the gathered weights do not match {type(base).__name__}: missing {empty[:5] or 'none'}, "
+            f"unexpected {unexpected[:5] or 'none'} (of {len(state_dict)} tensors gathered)")
+    return copy.eval()
 
 
 def _add_stats(config, stats: dict[str, float] | None) -> None:

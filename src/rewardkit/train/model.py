@@ -73,13 +73,13 @@ def load_sequence_classifier(path: str, *, gguf_file: str | None = None, dtype: 
     except (OSError, ValueError) as e:
         raise RewardkitError(f"--model_name_or_path {path}: cannot load a sequence classifier ({_first_line(e)})") from e
     if gguf_file:
-        _forget_gguf_quantizer(model)
+        forget_gguf_quantizer(model)
     if model.config.num_labels != 1:
         raise RewardkitError(f"{path}: the checkpoint has num_labels={model.config.num_labels}; a reward model has 1")
     return model
 
 
-def _forget_gguf_quantizer(model) -> None:
+def forget_gguf_quantizer(model) -> None:
     """A GGUF checkpoint is dequantised to plain tensors on load, yet transformers 5 keeps a GGUF
     "quantizer" on the model: the Trainer then refuses to train it, and `save_pretrained` would write a
     quantization_config that makes the exported checkpoint look GGUF-quantised. The weights are

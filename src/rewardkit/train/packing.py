@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from rewardkit.data.tokenize import common_prefix_len
-from rewardkit.modeling import is_decoder, unwrap
+from rewardkit.modeling import head_outputs, is_decoder, unwrap
 
 PROMPT, CHOSEN, REJECTED, PAD = 0, 1, 2, -1
 
@@ -153,12 +153,12 @@ def packed_pair_rewards(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]
     if base.config._attn_implementation == "eager":  # eager adds the mask to the scores: 0 or the dtype's min
         dtype = next(backbone.parameters()).dtype
         mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
-    hidden = backbone(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
-                      use_cache=False).last_hidden_state
-    flat = hidden.reshape(-1, hidden.shape[-1])
+    per_token = head_outputs(model, base.score, input_ids=batch["input_ids"], attention_mask=mask,
+                             position_ids=batch["position_ids"])
+    flat = per_token.reshape(-1, per_token.shape[-1])
     pairs = batch["chosen_index"].shape[0]
     last = flat[torch.cat([batch["chosen_index"], batch["rejected_index"]]).to(flat.device)]
-    rewards = base.score(last).float().squeeze(-1)
+    rewards = last.float().squeeze(-1)
     return rewards[:pairs], rewards[pairs:]
 
 

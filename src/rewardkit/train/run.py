@@ -10,10 +10,11 @@ import torch
 
 from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
 from rewardkit.data.tokenize import install_chat_template
+from rewardkit.errors import RewardkitError
 from rewardkit.modeling import is_decoder
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
-from rewardkit.train.export import export_model
+from rewardkit.train.export import export_model, gather_full_state_dict
 from rewardkit.train.model import DTYPES, apply_lora, ensure_pad_token, load_sequence_classifier, load_tokenizer
 from rewardkit.train.trainer import RewardTrainer
 
@@ -29,6 +30,9 @@ def run_train(model_args: ModelArguments, data_args: DataArguments, training_arg
     if not (training_args.do_train or training_args.do_eval):
         training_args.do_train = training_args.do_eval = True
 
+    if model_args.device_map and training_args.world_size > 1:
+        raise RewardkitError("--device_map: leave it unset with several processes; each process puts its copy "
+                             "of the model on its own device")
     # Data first: a bad file fails in a second, not after loading the model.
     train_pairs, eval_pairs, report = read_splits(
         dataset_name=data_args.dataset_name, train_file_dir=data_args.train_file_dir,
@@ -87,9 +91,12 @@ def run_train(model_args: ModelArguments, data_args: DataArguments, training_arg
         trainer.save_metrics("eval", eval_metrics)
         metrics["eval"] = eval_metrics
         stats = reward_statistics(trainer, eval_ds)
+    # ZeRO-3 / FSDP: every rank sends its shard of the weights; None when each rank holds them whole.
+    full_weights = gather_full_state_dict(trainer.accelerator, trainer.model_wrapped) if training_args.do_train else None
     if training_args.do_train and trainer.is_world_process_zero():
         written = export_model(trainer.model, tokenizer, training_args.output_dir, mode=script_args.export,
-                               dtype=DTYPES[model_args.torch_dtype], reward_stats=stats, quantized=quantized)
+                               dtype=DTYPES[model_args.torch_dtype], reward_stats=stats, quantized=quantized,
+                               state_dict=full_weights)
         logger.info("saved reward model to %s", ", ".join(map(str, written)))
         with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:
             json.dump(metrics, f, indent=2, default=str)

@@ -1,0 +1,166 @@
+"""Prefix sharing gives the plain path's scores: per row, per pair, per best-of-N group, in any batch mix."""
+
+import json
+
+import pytest
+import torch
+from conftest import make_tiny_bert, make_tiny_llama
+
+from rewardkit.data.formats import normalize_row
+from rewardkit.modeling import sequence_rewards
+from rewardkit.scorers import prefix
+from rewardkit.scorers.classifier import ClassifierRM
+from rewardkit.scorers.load import load_reward_model
+from rewardkit.scorers.prefix import (
+    enable_prefix_sharing,
+    group_batches,
+    prefix_group_rewards,
+    shared_prefix_len,
+)
+
+PROMPTS = [
+    "What is 2+2?",
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Tell me a joke about cats, please."},
+    ],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
+]
+CHOSEN = ["4", "Why did the cat sit on the computer? To keep an eye on the mouse.", "Paris."]
+REJECTED = ["5, or maybe 22, hard to say", "No.", "Paris is the capital and largest city of France."]
+
+
+def test_shared_prefix_len_by_hand():
+    assert shared_prefix_len([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert shared_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # identical rows still keep one token each
+    assert shared_prefix_len([[1, 2], [1, 2, 3]]) == 1  # a row that is a prefix of another
+    assert (
+        shared_prefix_len([[1, 2, 3, 9], [1, 2, 3, 8], [1, 2, 7]]) == 2
+    )  # three answers: the shortest agreement
+    assert shared_prefix_len([[5, 6], [7, 8]]) == 0
+    assert shared_prefix_len([[1, 2, 3]]) == 2  # a group of one
+
+
+def test_group_batches_by_hand():
+    # prefixes 10, 4, 8; answers (2, 3), (1, 1), (5, 2); budget 20 tokens:
+    # [0, 2]: prefixes 2 x 10 = 20, answers 4 rows x 5 = 20; adding 1 makes the prefixes 3 x 10 = 30.
+    assert group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=20, max_rows=8) == [[0, 2], [1]]
+    assert group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=100, max_rows=3) == [[0], [2], [1]]
+    assert group_batches([3], [[50]], max_tokens=10, max_rows=1) == [[0]]  # too big alone: still runs
+
+
+def _plain(model, rows):
+    with torch.no_grad():
+        return torch.stack(
+            [
+                sequence_rewards(model, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long))[0]
+                for r in rows
+            ]
+        )
+
+
+GROUPS = [
+    [[1, 5, 6, 7, 8, 9], [1, 5, 6, 7, 20, 21, 22, 23]],  # a pair, prefix 4
+    [[1, 30, 31], [1, 30, 32], [1, 30, 33, 34, 35, 36]],  # best-of-3, prefix 2
+    [[1, 40, 41, 42, 43, 44, 45, 46, 47, 48]],  # a group of one
+    [[5, 6], [7, 8, 9]],  # nothing shared: scored plainly
+    [[1, 50, 51], [1, 50, 51, 52]],  # one row is a prefix of the other
+]
+
+
+@pytest.mark.parametrize("batch_tokens, max_rows", [(16384, 64), (8, 2), (1, 1)])
+def test_group_rewards_equal_one_at_a_time(char_tokenizer, batch_tokens, max_rows):
+    model = make_tiny_llama(char_tokenizer)
+    got = prefix_group_rewards(
+        model, GROUPS, pad_id=char_tokenizer.pad_token_id, batch_tokens=batch_tokens, max_rows=max_rows
+    )
+    for rows, values in zip(GROUPS, got):
+        torch.testing.assert_close(values, _plain(model, rows), atol=1e-5, rtol=0)
+
+
+def test_group_rewards_multi_label_head(char_tokenizer):
+    model = make_tiny_llama(char_tokenizer, num_labels=2)
+    got = prefix_group_rewards(model, GROUPS[:2], pad_id=0)
+    assert got[1].shape == (3, 2)
+    for rows, values in zip(GROUPS, got):
+        torch.testing.assert_close(values, _plain(model, rows), atol=1e-5, rtol=0)
+
+
+def _loaded(tiny_llama_dir, **settings):
+    rm = load_reward_model(str(tiny_llama_dir), kind="seq_classifier")
+    for name, value in settings.items():
+        setattr(rm, name, value)
+    return rm
+
+
+def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir):
+    plain = _loaded(tiny_llama_dir)
+    shared = enable_prefix_sharing(_loaded(tiny_llama_dir, batch_tokens=64, max_batch_rows=3))
+    assert shared.prefix_sharing and not hasattr(plain, "prefix_sharing")
+    want = plain.score_pairs(PROMPTS, CHOSEN, REJECTED)
+    got = shared.score_pairs(PROMPTS, CHOSEN, REJECTED)
+    assert got[0] == pytest.approx(want[0], abs=1e-4) and got[1] == pytest.approx(want[1], abs=1e-4)
+    answers = CHOSEN + REJECTED
+    best_plain, best_shared = plain.compare(PROMPTS[1], answers), shared.compare(PROMPTS[1], answers)
+    assert best_shared.scores == pytest.approx(best_plain.scores, abs=1e-4)
+    assert best_shared.ranking == best_plain.ranking
+    assert shared.compare("x", []).scores == []
+
+
+def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir):
+    plain = _loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0))
+    shared = enable_prefix_sharing(_loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0)))
+    chosen, rejected = shared.score_pairs_detailed(PROMPTS, CHOSEN, REJECTED)
+    convs = [
+        [
+            *([{"role": "user", "content": p}] if isinstance(p, str) else p),
+            {"role": "assistant", "content": a},
+        ]
+        for p, a in zip(PROMPTS * 2, CHOSEN + REJECTED)
+    ]
+    want = plain.score_detailed(convs)
+    for got, exp in zip(chosen + rejected, want):
+        assert got.score == pytest.approx(exp.score, abs=1e-4)
+        assert (got.num_tokens, got.truncated) == (exp.num_tokens, exp.truncated)
+        assert got.normalized == pytest.approx((got.score - 0.5) / 2.0)
+    assert any(s.truncated for s in want)  # max_length 40 trims the three-turn prompt
+
+
+def test_unsupported_cache_falls_back_to_plain(tiny_llama_dir, monkeypatch):
+    plain = _loaded(tiny_llama_dir)
+    shared = enable_prefix_sharing(_loaded(tiny_llama_dir))
+    monkeypatch.setattr(prefix, "_plain_cache", lambda cache: False)
+    got = shared.score_pairs(PROMPTS, CHOSEN, REJECTED)
+    want = plain.score_pairs(PROMPTS, CHOSEN, REJECTED)
+    assert got[0] == pytest.approx(want[0], abs=1e-5) and got[1] == pytest.approx(want[1], abs=1e-5)
+
+
+def test_encoders_and_modelless_scorers_are_left_alone(char_tokenizer):
+    bert = make_tiny_bert(char_tokenizer)
+    rm = ClassifierRM(
+        lambda ids, mask: sequence_rewards(bert, ids, mask),
+        char_tokenizer,
+        kind="seq_classifier",
+        max_length=512,
+    ).with_model(bert)
+    assert enable_prefix_sharing(rm) is rm and rm.prefix_sharing is False
+    assert rm.score_pairs.__func__ is ClassifierRM.score_pairs
+    bare = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), char_tokenizer, kind="demo", max_length=512)
+    assert enable_prefix_sharing(bare).prefix_sharing is False
+
+
+@pytest.mark.slow
+def test_smollm2_prefix_sharing_equals_plain(smollm2_dir, hh_dev, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_pretrained(smollm2_dir, num_labels=1).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(smollm2_dir).save_pretrained(tmp_path)
+    with open(hh_dev) as f:
+        pairs = [normalize_row(json.loads(next(f)), source=f"dev.jsonl:{i}") for i in range(1, 9)]
+    args = ([p.prompt_messages() for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs])
+    plain = load_reward_model(str(tmp_path))
+    shared = enable_prefix_sharing(load_reward_model(str(tmp_path)))
+    want, got = plain.score_pairs(*args), shared.score_pairs(*args)
+    assert got[0] == pytest.approx(want[0], abs=1e-4) and got[1] == pytest.approx(want[1], abs=1e-4)
