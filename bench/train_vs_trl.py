@@ -1,18 +1,21 @@
 """Reward-model training throughput: TRL's RewardTrainer against `rewardkit train` with pair packing.
 
     python bench/train_vs_trl.py --quick            # tiny random Llama, a few steps (seconds to a minute)
-    python bench/train_vs_trl.py                    # SmolLM2-135M-Instruct, 15 steps (minutes on CPU)
+    python bench/train_vs_trl.py                    # SmolLM2-135M-Instruct, 10 steps (30+ minutes on 2 CPU cores)
     python bench/train_vs_trl.py --steps 20 --batch-size 4 --learning-rate 1e-5
 
 Both trainers get the same model (same seed, so the same random score head), the same HH dev pairs
 tokenized once with SmolLM2's chat template, the same order (sequential sampler), batch size,
-learning rate, schedule and step count, fp32, full fine-tuning, no gradient checkpointing. Each runs
-in its own subprocess, so that its peak memory (RSS sampled every 20 ms during training) is its own.
-Reported per trainer: pairs/s (steps after the first), tokens actually computed (padding included),
-peak memory and the loss at every step; then a side-by-side forward+backward timing of both layouts
-in one process, alternating batch by batch, which is the less noisy speed ratio on a shared machine;
-and the static token counts on `--static-pairs` HH dev pairs. trl is imported only here (pip install
-trl); rewardkit does not depend on it. Results: bench/results/train_vs_trl[_quick].{json,md}.
+learning rate, schedule and step count, fp32, full fine-tuning, no gradient checkpointing.
+
+Each trainer runs in its own subprocess, so that its peak memory (RSS sampled every 20 ms during
+training) is its own, and the two take turns step by step (each waits for a go from this process
+before a step; the first to go alternates), so that a busy machine slows both alike. Reported per
+trainer: pairs/s over the steps after the first (a step's time is its collation plus the optimizer
+step, forward and backward), tokens actually computed (padding included), peak memory and the loss
+at every step; then a forward+backward timing of both layouts in this process on the same batches,
+alternating; and the static token counts on `--static-pairs` HH dev pairs. trl is imported only here
+(pip install trl); rewardkit does not depend on it. Results: bench/results/train_vs_trl[_quick].{json,md}.
 """
 
 from __future__ import annotations
@@ -76,13 +79,15 @@ def static_token_counts(rows: list[dict], batch_size: int) -> dict:
 
 
 class CountingCollator:
-    """Wraps a collator and adds up the token slots of every batch it builds (padding included)."""
+    """Wraps a collator; keeps the token slots (padding included) and seconds of every batch it builds."""
 
     def __init__(self, inner):
-        self.inner, self.tokens = inner, 0
+        self.inner, self.tokens, self.seconds = inner, 0, []
 
     def __call__(self, features):
+        start = time.perf_counter()
         batch = self.inner(features)
+        self.seconds.append(time.perf_counter() - start)
         self.tokens += batch["input_ids"].numel()
         return batch
 
@@ -109,20 +114,23 @@ class PeakRSS:
         self.thread.join()
 
 
-def step_timer():
+def lockstep_timer():
+    """A callback that waits for a line on stdin before each step and answers "@@step" after it."""
     from transformers import TrainerCallback
 
-    class StepTimer(TrainerCallback):
+    class Lockstep(TrainerCallback):
         def __init__(self):
             self.times: list[float] = []
 
         def on_step_begin(self, args, state, control, **kwargs):
+            sys.stdin.readline()
             self.start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(time.perf_counter() - self.start)
+            print("@@step", flush=True)
 
-    return StepTimer()
+    return Lockstep()
 
 
 def load_model(path: str, pad_token_id: int, seed: int):
@@ -171,16 +179,18 @@ def run_worker(trainer_name: str, spec: dict) -> dict:
         args = TrainingArguments(**common, remove_unused_columns=False)
         trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
                                 processing_class=tokenizer, data_collator=collator, forward=packed_pair_rewards)
-    timer = step_timer()
+    timer = lockstep_timer()
     trainer.add_callback(timer)
     with PeakRSS() as mem:
         trainer.train()
-    timed = timer.times[1:] or timer.times  # the first step warms up allocators and kernels
+    steps = [t + c for t, c in zip(timer.times, collator.seconds)]
+    timed = steps[1:] or steps  # the first step warms up allocators and kernels
     return {
         "trainer": trainer_name,
-        "steps": len(timer.times),
+        "steps": len(steps),
         "pairs_per_s": spec["batch_size"] * len(timed) / sum(timed),
-        "step_seconds": timer.times,
+        "step_seconds": steps,
+        "collate_seconds": collator.seconds,
         "tokens_computed": collator.tokens,
         "peak_rss_mb": mem.peak / 2**20,
         "rss_before_train_mb": mem.before / 2**20,
@@ -189,7 +199,7 @@ def run_worker(trainer_name: str, spec: dict) -> dict:
     }
 
 
-def interleaved_timing(spec: dict, batches: int) -> dict:
+def interleaved_timing(spec: dict, batches: int, rounds: int = 1) -> dict:
     """Forward + backward of the same batches in one process, TRL's layout and ours alternately."""
     from transformers import AutoTokenizer
     from trl.trainer.reward_trainer import DataCollatorForPreference
@@ -212,7 +222,7 @@ def interleaved_timing(spec: dict, batches: int) -> dict:
         return bradley_terry_loss(*packed_pair_rewards(model, batch))
 
     seconds = {"trl": 0.0, "rewardkit": 0.0}
-    for b in range(batches):
+    for b in list(range(batches)) * rounds:
         features = rows[b * size : (b + 1) * size]
         plan = [("trl", trl_step, trl_collate), ("rewardkit", ours_step, ours_collate)]
         for name, step, collate in plan if b % 2 == 0 else plan[::-1]:
@@ -222,7 +232,7 @@ def interleaved_timing(spec: dict, batches: int) -> dict:
             step(batch).backward()
             seconds[name] += time.perf_counter() - start
             model.zero_grad(set_to_none=True)
-    return {"batches": batches, "seconds": seconds, "speedup": seconds["trl"] / seconds["rewardkit"]}
+    return {"batches": batches, "rounds": rounds, "seconds": seconds, "speedup": seconds["trl"] / seconds["rewardkit"]}
 
 
 def quick_model(tokenizer_dir: Path, out: Path) -> Path:
@@ -238,12 +248,30 @@ def quick_model(tokenizer_dir: Path, out: Path) -> Path:
     return out
 
 
-def spawn(trainer_name: str, spec_path: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", trainer_name, "--spec", str(spec_path)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{trainer_name} run failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def run_lockstep(spec_path: Path, steps: int, names=("trl", "rewardkit")) -> dict:
+    """Both trainers in their own subprocesses, taking turns step by step; their result dicts."""
+    procs, logs = {}, {}
+    for name in names:
+        logs[name] = tempfile.TemporaryFile("w+")
+        procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", name, "--spec", str(spec_path)],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[name], text=True)
+
+    def read_until(name: str, prefix: str) -> str:
+        for line in procs[name].stdout:
+            if line.startswith(prefix):
+                return line[len(prefix) :].strip()
+        logs[name].seek(0)
+        raise SystemExit(f"{name} run failed:\n{logs[name].read()[-4000:]}")
+
+    for step in range(steps):
+        for name in names if step % 2 == 0 else names[::-1]:
+            procs[name].stdin.write("go\n")
+            procs[name].stdin.flush()
+            read_until(name, "@@step")
+    results = {name: json.loads(read_until(name, "@@result ")) for name in names}
+    for name in names:
+        procs[name].wait()
+    return results
 
 
 def markdown(result: dict) -> str:
@@ -258,7 +286,7 @@ def markdown(result: dict) -> str:
         "",
         "| | TRL | rewardkit (packed) | ratio |",
         "|---|---:|---:|---:|",
-        f"| pairs/s (steps after the first) | {trl['pairs_per_s']:.3f} | {ours['pairs_per_s']:.3f} | "
+        f"| pairs/s (steps after the first, taking turns) | {trl['pairs_per_s']:.3f} | {ours['pairs_per_s']:.3f} | "
         f"{ours['pairs_per_s'] / trl['pairs_per_s']:.2f}× |",
         f"| fwd+bwd speed-up, same process, alternating | | | {result['interleaved']['speedup']:.2f}× |",
         f"| tokens computed (padding included) | {trl['tokens_computed']} | {ours['tokens_computed']} | "
@@ -285,7 +313,8 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny random Llama instead of SmolLM2-135M")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 15; 6 with --quick)")
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 10; 6 with --quick)")
+    parser.add_argument("--interleaved-batches", type=int, default=4, help="batches timed side by side in one process")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-5)
     parser.add_argument("--max-length", type=int, default=512)
@@ -296,14 +325,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--spec", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_worker(args.worker, json.loads(Path(args.spec).read_text()))))
+        print("@@result " + json.dumps(run_worker(args.worker, json.loads(Path(args.spec).read_text()))))
         return {}
 
     import transformers
     import trl
     from transformers import AutoTokenizer
 
-    steps = args.steps or (6 if args.quick else 15)
+    steps = args.steps or (6 if args.quick else 10)
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     smollm2 = smollm2_dir()
     model_path = quick_model(smollm2, work / "tiny-llama") if args.quick else smollm2
@@ -319,12 +348,11 @@ def main(argv: list[str] | None = None) -> dict:
             "seed": args.seed, "threads": args.threads}
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    runs = {}
-    for name in ("trl", "rewardkit"):
-        runs[name] = spawn(name, spec_path)
-        print(f"{name}: {runs[name]['pairs_per_s']:.3f} pairs/s, {runs[name]['tokens_computed']} tokens, "
-              f"peak {runs[name]['peak_rss_mb']:.0f} MB", flush=True)
-    interleaved = interleaved_timing(spec, batches=min(steps, 8))
+    runs = run_lockstep(spec_path, steps)
+    for name, run in runs.items():
+        print(f"{name}: {run['pairs_per_s']:.3f} pairs/s, {run['tokens_computed']} tokens, "
+              f"peak {run['peak_rss_mb']:.0f} MB", flush=True)
+    interleaved = interleaved_timing(spec, min(steps, args.interleaved_batches), rounds=5 if args.quick else 1)
     losses = zip(runs["trl"]["losses"], runs["rewardkit"]["losses"])
     result = {
         "config": {**spec, "model_name": "tiny random Llama (2 layers, 64 wide)" if args.quick

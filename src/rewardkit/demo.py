@@ -15,10 +15,10 @@ logger = logging.getLogger("rewardkit.demo")
 @dataclass
 class DemoArguments:
     output_dir: str = field(default="outputs/demo", metadata={"help": "Where the data, checkpoints and model go."})
-    n_train: int = field(default=2400, metadata={"help": "Synthetic training pairs (seed 0)."})
+    n_train: int = field(default=2000, metadata={"help": "Synthetic training pairs (seed 0)."})
     n_eval: int = field(default=400, metadata={"help": "Held-out synthetic pairs (seed 1)."})
-    num_train_epochs: float = field(default=2.0, metadata={"help": "Training epochs."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Pairs per step."})
     max_length: int = field(default=256, metadata={"help": "Tokens per conversation."})
     use_peft: bool = field(default=False, metadata={"help": "LoRA instead of full fine-tuning."})

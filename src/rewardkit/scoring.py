@@ -109,6 +109,8 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
     """
     from tqdm import tqdm
 
+    if not Path(args.input).is_file():
+        raise DataError("no such file (--input)", path=args.input)
     output, bad_output = Path(args.output), Path(f"{args.output}.bad.jsonl")
     done = _prepare_outputs(output, bad_output, args.resume)
     rm = reward_model or _load(args)
@@ -200,8 +202,6 @@ def _input_rows(path: str) -> Iterator[tuple[int, Any]]:
     from rewardkit.data.loading import iter_rows
 
     file = Path(path)
-    if not file.is_file():
-        raise DataError("no such file", path=path)
     if file.suffix != ".jsonl":
         yield from iter_rows(file)
         return

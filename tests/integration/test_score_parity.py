@@ -137,8 +137,9 @@ def test_conversations_equal_seed(tmp_path, case, batch_rows, pad_side):
     out = _run(
         tmp_path, folder, [p.chosen_messages() for _, p in hh] + [p.rejected_messages() for _, p in hh], rm
     )
-    got = [r["score"] for r in out]
-    assert max(abs(a - b) for a, b in zip(got, seed)) <= 1e-4
+    diff = max(abs(a - b) for a, b in zip([r["score"] for r in out], seed))
+    print(f"max |score - seed| = {diff:.2e}")  # shown with pytest -rP
+    assert diff <= 1e-4
     assert not any(r["truncated"] for r in out)
 
 
@@ -150,4 +151,6 @@ def test_pairs_with_prefix_sharing_equal_seed(tmp_path, case, batch_rows):
     rm.max_batch_rows = batch_rows
     out = _run(tmp_path, folder, [row for row, _ in hh], rm)
     got = [r["score_chosen"] for r in out] + [r["score_rejected"] for r in out]
-    assert max(abs(a - b) for a, b in zip(got, seed)) <= 1e-4
+    diff = max(abs(a - b) for a, b in zip(got, seed))
+    print(f"max |score - seed| = {diff:.2e}")  # shown with pytest -rP
+    assert diff <= 1e-4

@@ -13,7 +13,7 @@ from rewardkit.scorers.classifier import ClassifierRM
 from rewardkit.scorers.load import load_reward_model
 from rewardkit.scorers.prefix import (
     enable_prefix_sharing,
-    group_batches,
+    length_batches,
     prefix_group_rewards,
     shared_prefix_len,
 )
@@ -42,12 +42,13 @@ def test_shared_prefix_len_by_hand():
     assert shared_prefix_len([[1, 2, 3]]) == 2  # a group of one
 
 
-def test_group_batches_by_hand():
-    # prefixes 10, 4, 8; answers (2, 3), (1, 1), (5, 2); budget 20 tokens:
-    # [0, 2]: prefixes 2 x 10 = 20, answers 4 rows x 5 = 20; adding 1 makes the prefixes 3 x 10 = 30.
-    assert group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=20, max_rows=8) == [[0, 2], [1]]
-    assert group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=100, max_rows=3) == [[0], [2], [1]]
-    assert group_batches([3], [[50]], max_tokens=10, max_rows=1) == [[0]]  # too big alone: still runs
+def test_length_batches_by_hand():
+    # longest first: 10, 9, 8 fill one batch (8 >= 0.8 x 10, and 3 rows x 10 <= 30 tokens); 4 would be too short
+    assert length_batches([10, 4, 9, 8, 4], max_tokens=30, max_rows=8) == [[0, 2, 3], [1, 4]]
+    assert length_batches([10, 4, 9, 8, 4], max_tokens=29, max_rows=8) == [[0, 2], [3], [1, 4]]  # budget
+    assert length_batches([10, 10, 10], max_tokens=100, max_rows=2) == [[0, 1], [2]]  # rows
+    assert length_batches([10, 7, 6], max_tokens=100, max_rows=8, min_fill=0.5) == [[0, 1, 2]]
+    assert length_batches([50], max_tokens=10, max_rows=1) == [[0]]  # too big alone: still runs
 
 
 def _plain(model, rows):

@@ -309,3 +309,10 @@ def test_loads_a_checkpoint_and_uses_prefix_sharing_when_offered(tmp_path, tiny_
         assert {k: v for k, v in x.items() if not k.startswith("score")} == {
             k: v for k, v in y.items() if not k.startswith("score")
         }
+
+
+def test_missing_input_fails_before_touching_the_output(tmp_path, char_tokenizer):
+    (tmp_path / "out.jsonl").write_text('{"score": 1}\n')
+    with pytest.raises(RewardkitError, match="no such file"):
+        run_score(args_for(tmp_path, tmp_path / "nope.jsonl", resume=True), reward_model=counting_rm(char_tokenizer))
+    assert (tmp_path / "out.jsonl").read_text() == '{"score": 1}\n'

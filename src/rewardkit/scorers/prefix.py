@@ -53,32 +53,28 @@ def shared_prefix_len(rows: Sequence[Sequence[int]]) -> int:
     return max(k, 0)
 
 
-def group_batches(
-    prefix_lens: Sequence[int], answer_lens: Sequence[Sequence[int]], max_tokens: int, max_rows: int
-) -> list[list[int]]:
-    """Group indices in batches, longest prefix first, each within the token budget.
+def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int, min_fill: float = 0.8) -> list[list[int]]:
+    """Indices in batches of similar length, longest first.
 
-    A batch's cost is the larger of its two forwards: groups × longest prefix, and answer rows ×
-    longest answer. A group alone may exceed the budget (it still runs).
+    Each batch holds at most `max_rows` rows, rows × longest ≤ `max_tokens` (a row alone may exceed it),
+    and no row shorter than `min_fill` × the batch's longest, so padding is at most 1 - `min_fill` of
+    the batch. On a CPU every padded token costs as much as a real one, while bigger batches gain
+    little; HH-RLHF pairs padded by a plain token budget read about twice their real tokens.
 
     Example:
-        >>> group_batches([10, 4, 8], [[2, 3], [1, 1], [5, 2]], max_tokens=20, max_rows=8)
-        [[0, 2], [1]]
+        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8)
+        [[0, 2, 3], [1, 4]]
     """
-    order = sorted(range(len(prefix_lens)), key=lambda g: -prefix_lens[g])
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
-    rows = longest_answer = 0
-    for g in order:
-        n, a = len(answer_lens[g]), max(answer_lens[g])
+    for i in order:
         if batches:
-            grown_rows, grown_answer = rows + n, max(longest_answer, a)
-            prefix_cost = prefix_lens[batches[-1][0]] * (len(batches[-1]) + 1)
-            if grown_rows <= max_rows and max(prefix_cost, grown_rows * grown_answer) <= max_tokens:
-                batches[-1].append(g)
-                rows, longest_answer = grown_rows, grown_answer
+            batch, longest = batches[-1], lengths[batches[-1][0]]
+            fits = len(batch) < max_rows and longest * (len(batch) + 1) <= max_tokens
+            if fits and lengths[i] >= min_fill * longest:
+                batch.append(i)
                 continue
-        batches.append([g])
-        rows, longest_answer = n, a
+        batches.append([i])
     return batches
 
 
@@ -93,45 +89,43 @@ def _plain_cache(cache) -> bool:
 
 
 @torch.no_grad()
-def _batch_rewards(
-    model, groups: list[list[list[int]]], prefix_lens: list[int], pad_id: int, device: torch.device
-) -> list[torch.Tensor]:
-    """Rewards of every row of `groups`: prefixes in one forward, then all answers in a second one."""
+def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], *, pad_id: int,
+                   device: torch.device, batch_tokens: int, max_rows: int) -> list[torch.Tensor]:
+    """Rewards of every row of `groups`: the prefixes in one forward, then the answers in batches of
+    similar length, each continuing from a copy of its own group's cache."""
+    from transformers.cache_utils import DynamicCache
+
     base = unwrap(model)
     backbone = getattr(base, base.base_model_prefix)
-    prompts = [rows[0][:k] for rows, k in zip(groups, prefix_lens)]
-    answers = [row[k:] for rows, k in zip(groups, prefix_lens) for row in rows]
-    owner = torch.tensor([g for g, rows in enumerate(groups) for _ in rows], device=device)
     # Right padding leaves holes between a short prompt and its answer; the mask hides them and the
     # position ids skip them, and no query row is fully masked (which could put NaN into the cache).
-    p_ids, p_mask = (t.to(device) for t in pad_rows(prompts, pad_id, "right"))
-    cache = backbone(
-        input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask), use_cache=True
-    ).past_key_values
+    p_ids, p_mask = (t.to(device) for t in pad_rows([rows[0][:k] for rows, k in zip(groups, prefix_lens)], pad_id))
+    positions = position_ids_from_mask(p_mask)
+    cache = backbone(input_ids=p_ids, attention_mask=p_mask, position_ids=positions, use_cache=True).past_key_values
     if not _plain_cache(cache):
         raise UnsupportedCache(type(cache).__name__)
-    cache.reorder_cache(owner)  # one copy of its group's prefix per answer row
-    a_ids, a_mask = (t.to(device) for t in pad_rows(answers, pad_id, "right"))
-    mask = torch.cat([p_mask[owner], a_mask], dim=1)
-    positions = position_ids_from_mask(mask)[:, p_ids.shape[1] :]
-    hidden = backbone(
-        input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
-    ).last_hidden_state
-    last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(a_mask)]
-    values = base.score(last).float().squeeze(-1).cpu()
-    return list(values.split([len(rows) for rows in groups]))
+    kv = [(layer.keys, layer.values) for layer in cache.layers]
+    answers = [(g, r, row[k:]) for g, (rows, k) in enumerate(zip(groups, prefix_lens)) for r, row in enumerate(rows)]
+    out: list[list] = [[None] * len(rows) for rows in groups]
+    for batch in length_batches([len(a) for _, _, a in answers], batch_tokens, max_rows):
+        owner = torch.tensor([answers[i][0] for i in batch], device=device)
+        own_cache = DynamicCache(ddp_cache_data=[(k[owner], v[owner]) for k, v in kv])  # one prefix copy per answer
+        a_ids, a_mask = (t.to(device) for t in pad_rows([answers[i][2] for i in batch], pad_id))
+        mask = torch.cat([p_mask[owner], a_mask], dim=1)
+        positions = position_ids_from_mask(mask)[:, p_ids.shape[1] :]
+        hidden = backbone(input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=own_cache,
+                          use_cache=True).last_hidden_state
+        last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(a_mask)]
+        values = base.score(last).float().squeeze(-1).cpu()
+        for j, i in enumerate(batch):
+            out[answers[i][0]][answers[i][1]] = values[j]
+    return [torch.stack(values) for values in out]
 
 
 @torch.no_grad()
-def prefix_group_rewards(
-    model,
-    groups: Sequence[Sequence[Sequence[int]]],
-    *,
-    pad_id: int,
-    device: torch.device | str = "cpu",
-    batch_tokens: int = 16384,
-    max_rows: int = 64,
-) -> list[torch.Tensor]:
+def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pad_id: int,
+                         device: torch.device | str = "cpu", batch_tokens: int = 16384,
+                         max_rows: int = 64) -> list[torch.Tensor]:
     """Rewards of token-id rows given in groups that share a prefix (a pair, or N answers to one prompt).
 
     Args:
@@ -140,7 +134,7 @@ def prefix_group_rewards(
         pad_id: the id used for padding (never read).
         device: where the inputs go (the model's device).
         batch_tokens: padded tokens per forward, as `ClassifierRM.batch_tokens`.
-        max_rows: answer rows per forward at most.
+        max_rows: rows per forward at most (prefixes, or answers).
 
     Returns:
         Per group, float32 rewards of shape (rows,), or (rows, num_labels) for multi-label heads, equal
@@ -156,18 +150,14 @@ def prefix_group_rewards(
     for g, rows in enumerate(groups):
         if not rows:
             out[g] = torch.empty(0)
-        elif (
-            prefix_lens[g] == 0
-        ):  # nothing shared: nothing to gain, and an empty prompt row would be fully masked
-            ids, mask = pad_rows(rows, pad_id, "right")
+        elif prefix_lens[g] == 0:  # nothing shared to gain, and an empty prompt row would be fully masked
+            ids, mask = pad_rows(rows, pad_id)
             out[g] = sequence_rewards(model, ids.to(device), mask.to(device)).float().cpu()
     shared = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] > 0]
-    answer_lens = [[len(row) - prefix_lens[g] for row in groups[g]] for g in shared]
-    for batch in group_batches([prefix_lens[g] for g in shared], answer_lens, batch_tokens, max_rows):
+    for batch in length_batches([prefix_lens[g] for g in shared], batch_tokens, max_rows):
         picked = [shared[i] for i in batch]
-        values = _batch_rewards(
-            model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id, device
-        )
+        values = _batch_rewards(model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id=pad_id,
+                                device=device, batch_tokens=batch_tokens, max_rows=max_rows)
         for g, v in zip(picked, values):
             out[g] = v
     return out
