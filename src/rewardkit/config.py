@@ -171,7 +171,6 @@ class EvalArguments:
     n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples for confidence intervals (0: none)."})
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
-    max_items: int | None = field(default=None, metadata={"help": "Evaluate at most this many items."})
 
     def __post_init__(self):
         if not self.data:
