@@ -111,14 +111,14 @@ class ClassifierRM(PointwiseMixin):
 
     def score_encoded(self, rows: Sequence[Sequence[int]], truncated: Sequence[bool]) -> list[Score]:
         values = self.raw_outputs(rows)
-        scores = []
-        for i, row in enumerate(rows):
-            v = values[i]
-            reward = float(v[self.reward_column]) if v.dim() else float(v)
-            subs = {name: float(v[k]) for k, name in enumerate(self.sub_score_names)} if v.dim() else {}
-            normalized = None
-            if self.normalization is not None:
-                mean, std = self.normalization
-                normalized = (reward - mean) / (std if std > 0 else 1.0)
-            scores.append(Score(reward, len(row), bool(truncated[i]), normalized, subs))
-        return scores
+        return [self.to_score(values[i], len(row), bool(truncated[i])) for i, row in enumerate(rows)]
+
+    def to_score(self, value: torch.Tensor, num_tokens: int, truncated: bool) -> Score:
+        """One forward output row as a `Score`: the reward column, named sub-scores, normalised value."""
+        reward = float(value[self.reward_column]) if value.dim() else float(value)
+        subs = {name: float(value[k]) for k, name in enumerate(self.sub_score_names)} if value.dim() else {}
+        normalized = None
+        if self.normalization is not None:
+            mean, std = self.normalization
+            normalized = (reward - mean) / (std if std > 0 else 1.0)
+        return Score(reward, num_tokens, truncated, normalized, subs)

@@ -177,14 +177,7 @@ def supports_prefix_sharing(model) -> bool:
 
 
 def _to_score(rm, value: torch.Tensor, num_tokens: int, truncated: bool) -> Score:
-    # Mirrors ClassifierRM.score_encoded's reading of one output row (reward column, sub-scores, normalised).
-    reward = float(value[rm.reward_column]) if value.dim() else float(value)
-    subs = {name: float(value[k]) for k, name in enumerate(rm.sub_score_names)} if value.dim() else {}
-    normalized = None
-    if rm.normalization is not None:
-        mean, std = rm.normalization
-        normalized = (reward - mean) / (std if std > 0 else 1.0)
-    return Score(reward, num_tokens, truncated, normalized, subs)
+    return rm.to_score(value, num_tokens, truncated)
 
 
 def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[list[Score]]:
