@@ -108,8 +108,9 @@ def cmd_eval(argv: list[str]) -> int:
                              baseline_scores=args.baseline_scores, n_boot=args.n_boot, seed=args.seed,
                              batch_size=args.batch_size, model_name=model_args.model)
     acc = results["summary"]["accuracy"]
-    print(f"accuracy {acc['value']:.1%} (95% CI {acc['ci_low']:.1%}–{acc['ci_high']:.1%}) on "
-          f"{results['summary']['n_items']} items; report: {args.output_dir}/report.md")
+    ci = f" (95% CI {acc['ci_low']:.1%}–{acc['ci_high']:.1%})" if acc["ci_low"] is not None else ""
+    print(f"accuracy {acc['value']:.1%}{ci} on {results['summary']['n_items']} items; "
+          f"report: {args.output_dir}/report.md")
     return 0
 
 
