@@ -18,6 +18,10 @@ Crash safety: rows are written in input order and flushed every chunk; a bad row
 `<output>.bad.jsonl` is flushed before the next good row, so the complete lines of both files always
 stand for a prefix of the input, and `--resume` skips exactly that many input rows.
 
+Data-parallel: under `accelerate launch --num_processes N -m rewardkit.cli score ...` (or torchrun) each
+process loads the model on its own device and scores every N-th row of each chunk; the main process
+gathers the scores and alone writes the output, in input order (`rewardkit.parallel`).
+
 Example:
     >>> summary = run_score(ScoreArguments(model="outputs/demo/model", input="convs.jsonl",
     ...                                    output="scored.jsonl"))  # doctest: +SKIP
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -109,30 +114,36 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
     """
     from tqdm import tqdm
 
+    from rewardkit.parallel import Processes
+
     if not Path(args.input).is_file():
         raise DataError("no such file (--input)", path=args.input)
     output, bad_output = Path(args.output), Path(f"{args.output}.bad.jsonl")
-    done = _prepare_outputs(output, bad_output, args.resume)
-    rm = reward_model or _load(args)
+    procs = Processes()  # several under `accelerate launch`: each scores a share, the main one writes
+    done = procs.from_main(lambda: _prepare_outputs(output, bad_output, args.resume))
+    rm = reward_model or _load(args, procs.device)
     if args.normalize and getattr(rm, "normalization", None) is None:
         logger.warning("--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
                        args.model)
     counts = {"conversations": 0, "pairs": 0, "skipped": 0}
     start = time.perf_counter()
     total = _count_rows(args.input)
-    with output.open("a", encoding="utf-8") as out, tqdm(total=total, initial=done, unit="rows", disable=None) as bar:
+    writer = output.open("a", encoding="utf-8") if procs.is_main else open(os.devnull, "w")
+    with writer as out, tqdm(total=total, initial=done, unit="rows", disable=None if procs.is_main else True) as bar:
         for chunk in _chunks(_skip(_input_rows(args.input), done), args.chunk_size):
-            parsed = [_parse(args.input, lineno, raw) for lineno, raw in chunk]
+            parsed = [_parse(args.input, lineno, raw) for lineno, raw in chunk]  # the same on every process
             bad = [p for p in parsed if isinstance(p, RewardkitError)]
             if bad and not args.skip_bad_lines:
                 raise bad[0]
-            scored = iter(_score_chunk(rm, [p for p in parsed if not isinstance(p, RewardkitError)], args.normalize))
+            good = [p for p in parsed if not isinstance(p, RewardkitError)]
+            scored = iter(procs.gather(_score_chunk(rm, procs.share(good), args.normalize)))
             for (lineno, raw), item in zip(chunk, parsed):
                 if isinstance(item, RewardkitError):
-                    out.flush()  # both files stay a prefix of the input (see the module docstring)
-                    with bad_output.open("a", encoding="utf-8") as f:
-                        f.write(json.dumps({"line": lineno, "error": str(item), "row": _as_text(raw)},
-                                           ensure_ascii=False) + "\n")
+                    if procs.is_main:
+                        out.flush()  # both files stay a prefix of the input (see the module docstring)
+                        with bad_output.open("a", encoding="utf-8") as f:
+                            f.write(json.dumps({"line": lineno, "error": str(item), "row": _as_text(raw)},
+                                               ensure_ascii=False) + "\n")
                     counts["skipped"] += 1
                 else:
                     out.write(json.dumps(next(scored), ensure_ascii=False) + "\n")
@@ -152,11 +163,12 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
 # ---------------------------------------------------------------- loading and output files
 
 
-def _load(args: ScoreArguments):
+def _load(args: ScoreArguments, process_device: str | None = None):
     from rewardkit.scorers.load import load_reward_model
 
     return load_reward_model(args.model, kind=args.kind, gguf_file=args.gguf_file, dtype=args.torch_dtype,
-                             attn_implementation=args.attn_implementation, device_map=args.device_map,
+                             attn_implementation=args.attn_implementation,
+                             device_map=args.device_map or process_device,
                              trust_remote_code=args.trust_remote_code, template_name=args.template_name,
                              max_length=args.max_length, batch_tokens=args.batch_tokens, mode=args.mode,
                              max_new_tokens=args.max_new_tokens)

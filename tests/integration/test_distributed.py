@@ -287,3 +287,26 @@ def test_deepspeed_config_accepted_by_transformers_and_deepspeed(name, tmp_path)
     ds = DeepSpeedConfig(hf_config.config)
     assert ds.zero_optimization_stage == DEEPSPEED_CONFIGS[name]
     assert (ds.train_batch_size, ds.gradient_accumulation_steps, ds.gradient_clipping) == (8, 4, 0.5)
+
+
+@pytest.mark.slow
+def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_path):
+    """`accelerate launch ... score`: two processes share each chunk; one output, in input order, bad rows kept."""
+    rows = [json.dumps([{"role": "user", "content": f"Q{i}" * (i % 4 + 1)},
+                        {"role": "assistant", "content": "A" * (3 * i + 1)}]) for i in range(7)]
+    rows[3] = '{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go"}'
+    rows[5] = "{not json"
+    (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
+    flags = ["score", "--model", str(scale_out_inputs.root / "tiny-llama"), "--input", str(tmp_path / "in.jsonl"),
+             "--chunk_size", "3", "--skip_bad_lines", "true"]  # chunks of 3 rows: shares of 2 and 1, or 1 and 1
+    assert main([*flags, "--output", str(tmp_path / "one.jsonl")]) == 0
+    _launch([str(BIN / "accelerate"), "launch", "--config_file", str(CONFIGS / "accelerate_ddp_cpu.yaml"),
+             "-m", "rewardkit.cli", *flags, "--output", str(tmp_path / "two.jsonl")], cwd=tmp_path)
+
+    one, two = ([json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+                for name in ("one", "two"))
+    assert len(two) == 6 and [set(r) for r in two] == [set(r) for r in one]
+    for got, want in zip(two, one):
+        for key, value in want.items():
+            assert got[key] == (pytest.approx(value, abs=1e-5) if "score" in key else value), key
+    assert (tmp_path / "two.jsonl.bad.jsonl").read_text() == (tmp_path / "one.jsonl.bad.jsonl").read_text()
