@@ -23,3 +23,8 @@ class DataError(RewardkitError):
             where += f"field '{field}': "
         super().__init__(where + message)
         self.path, self.line, self.field = path, line, field
+
+
+def first_line(e: Exception) -> str:
+    """The first line of an upstream exception's message (its type when it has none), for one-line errors."""
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

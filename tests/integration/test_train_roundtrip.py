@@ -4,17 +4,17 @@ import json
 
 import pytest
 import torch
+from conftest import make_char_tokenizer, make_tiny_llama
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from conftest import make_char_tokenizer, make_tiny_llama
 from rewardkit.cli import main
 from rewardkit.data.synthetic import make_preference_set
 from rewardkit.data.tokenize import encode, install_chat_template
 from rewardkit.modeling import sequence_rewards
 from rewardkit.scorers.load import load_reward_model
+from rewardkit.train.collator import pad_rows
 from rewardkit.train.export import export_model
 from rewardkit.train.model import apply_lora
-from rewardkit.train.collator import pad_rows
 
 CONVS = [
     [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
@@ -41,7 +41,7 @@ def _perturbed_lora(tokenizer):
     model = apply_lora(make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0)
     torch.manual_seed(1)
     with torch.no_grad():
-        for name, p in model.named_parameters():
+        for p in model.parameters():
             if p.requires_grad:  # LoRA B starts at zero: make the adapter matter, and the head differ
                 p.add_(torch.randn_like(p) * 0.2)
     return model.eval()

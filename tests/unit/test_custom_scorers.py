@@ -11,12 +11,13 @@ import textwrap
 
 import pytest
 import torch
+from conftest import make_char_tokenizer
 from safetensors.torch import save_file
 
-from conftest import make_char_tokenizer
 from rewardkit.data.tokenize import encode
 from rewardkit.errors import RewardkitError
-from rewardkit.scorers.custom import find_value_head_prefix, load_function
+from rewardkit.scorers.custom import find_value_head_prefix
+from rewardkit.scorers.function import load_function
 from rewardkit.scorers.load import load_reward_model
 
 CONVS = [

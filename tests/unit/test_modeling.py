@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import make_tiny_bert, make_tiny_llama
+
 from rewardkit.modeling import last_token_index, position_ids_from_mask, sequence_rewards
 from rewardkit.train.collator import pad_rows
 

@@ -1,5 +1,11 @@
 from rewardkit.data.schema import PreferencePair
-from rewardkit.data.tokenize import common_prefix_len, encode, encode_for_scoring, encode_pair, install_chat_template
+from rewardkit.data.tokenize import (
+    common_prefix_len,
+    encode,
+    encode_for_scoring,
+    encode_pair,
+    install_chat_template,
+)
 
 
 def _pair(turns: int, answer_len: int = 3) -> PreferencePair:

@@ -1,4 +1,4 @@
-"""Kind 2: custom classifiers: value-head checkpoints, remote-code models and plain Python functions.
+"""Kind 2: custom classifiers: value-head checkpoints and remote-code models (Python functions: `function.py`).
 
 Value heads (`load_value_head`) come in two layouts, both read without pickle:
 
@@ -16,31 +16,23 @@ Value heads (`load_value_head`) come in two layouts, both read without pickle:
   state; rewardkit reads the same token whatever the padding side.
 
 Remote code (`load_remote_code`) runs the folder's own `forward` (ArmoRM style: an output with `score`
-(rows, 1) and per-objective `rewards` (rows, k)). Functions (`load_function`) are `module:function`
-or `path/to/file.py:function`, called on batches of conversations.
+(rows, 1) and per-objective `rewards` (rows, k)).
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import inspect
 import json
 import logging
-import numbers
 import re
-import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 
 from rewardkit.data.tokenize import install_chat_template
-from rewardkit.errors import RewardkitError
+from rewardkit.errors import RewardkitError, first_line
 from rewardkit.modeling import last_token_index, position_ids_from_mask
-from rewardkit.scorers.base import Conversation, PointwiseMixin, Score
 from rewardkit.scorers.classifier import ClassifierRM
 from rewardkit.scorers.seq_classifier import default_device, reward_normalization
 from rewardkit.train.model import DTYPES, ensure_pad_token, load_tokenizer
@@ -203,7 +195,7 @@ def _load_backbone(path: str, head_prefix: str | None, kwargs: dict):
     try:
         backbone, info = loader.from_pretrained(path, output_loading_info=True, **kwargs)
     except (OSError, ValueError) as e:
-        raise RewardkitError(f"--model {path}: cannot load the backbone ({_first_line(e)})") from e
+        raise RewardkitError(f"--model {path}: cannot load the backbone ({first_line(e)})") from e
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise RewardkitError(f"--model {path}: the backbone's weights are missing from the checkpoint "
@@ -251,10 +243,6 @@ def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "fl
 
 
 # --- remote code -------------------------------------------------------------------------------------
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _field(output, name: str):
@@ -312,7 +300,7 @@ def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: s
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
     except (OSError, ValueError, ImportError) as e:
-        raise RewardkitError(f"--model {path}: cannot load the remote-code model ({_first_line(e)})") from e
+        raise RewardkitError(f"--model {path}: cannot load the remote-code model ({first_line(e)})") from e
     tokenizer = load_tokenizer(path, trust_remote_code=True)
     ensure_pad_token(tokenizer, model)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))
@@ -336,118 +324,3 @@ def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: s
                       batch_tokens=batch_tokens, device=device, normalization=reward_normalization(model.config),
                       sub_score_names=["score"], reward_column=0, pad_side="right", name=str(path))
     return rm.with_model(model)
-
-
-# --- Python functions --------------------------------------------------------------------------------
-
-SPEC_FORMS = "module.path:function or path/to/file.py:function"
-
-
-def _import_module(name: str, spec: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name and (name == e.name or name.startswith(e.name + ".")):
-            raise RewardkitError(f"--model {spec}: no module named '{e.name}' on sys.path "
-                                 f"(give {SPEC_FORMS})") from e
-        raise RewardkitError(f"--model {spec}: importing '{name}' failed: {_first_line(e)}") from e
-    except Exception as e:  # the user's module raised while importing
-        raise RewardkitError(f"--model {spec}: importing '{name}' failed: {type(e).__name__}: {_first_line(e)}") from e
-
-
-def _import_file(file: Path, spec: str):
-    if not file.is_file():
-        raise RewardkitError(f"--model {spec}: no such file '{file}'")
-    digest = hashlib.sha1(str(file.resolve()).encode()).hexdigest()[:10]
-    name = f"rewardkit_user_{file.stem}_{digest}"
-    module_spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[name] = module  # dataclasses and pickling look their module up here
-    try:
-        module_spec.loader.exec_module(module)
-    except Exception as e:
-        sys.modules.pop(name, None)
-        raise RewardkitError(f"--model {spec}: running '{file}' failed: {type(e).__name__}: {_first_line(e)}") from e
-    return module
-
-
-def import_function(spec: str) -> Callable:
-    """The callable named by `module.path:function` or `path/to/file.py:function`."""
-    target, sep, attr = spec.rpartition(":")
-    if not sep or not target or not attr:
-        raise RewardkitError(f"--model {spec}: a Python scorer is given as {SPEC_FORMS}")
-    is_file = target.endswith(".py") or "/" in target or "\\" in target
-    obj = _import_file(Path(target), spec) if is_file else _import_module(target, spec)
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            public = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))
-            raise RewardkitError(f"--model {spec}: '{target}' has no attribute '{attr}' "
-                                 f"(callables there: {', '.join(public) or 'none'})")
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise RewardkitError(f"--model {spec}: '{attr}' is a {type(obj).__name__}, not a function")
-    return obj
-
-
-class FunctionRM(PointwiseMixin):
-    """A Python function used as a reward model: `fn(conversations) -> list[float] | list[dict]`.
-
-    Each dict has a "score" and optionally more numeric entries, kept as sub-scores.
-
-    Example:
-        >>> rm = FunctionRM(lambda convs: [float(len(c[-1]["content"])) for c in convs], "len")
-        >>> rm.compare("Say hi", ["hi", "hello"]).ranking
-        [1, 0]
-    """
-
-    kind = "function"
-
-    def __init__(self, fn: Callable, spec: str, batch_size: int = 32):
-        if batch_size < 1:
-            raise RewardkitError(f"--batch_size {batch_size}: must be at least 1")
-        self.fn, self.name, self.batch_size = fn, spec, batch_size
-
-    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
-        scores: list[Score] = []
-        for start in range(0, len(conversations), self.batch_size):
-            batch = [list(conv) for conv in conversations[start : start + self.batch_size]]
-            scores += self._check(self.fn(batch), len(batch))
-        return scores
-
-    def _check(self, result, expected: int) -> list[Score]:
-        if hasattr(result, "tolist") and not isinstance(result, (list, tuple)):  # numpy array, torch tensor
-            result = result.tolist()
-        if not isinstance(result, (list, tuple)):
-            raise RewardkitError(f"--model {self.name}: the function returned a {type(result).__name__}; "
-                                 "expected a list of floats or of dicts with a 'score'")
-        if len(result) != expected:
-            raise RewardkitError(f"--model {self.name}: the function returned {len(result)} scores "
-                                 f"for {expected} conversations")
-        return [self._to_score(item, i) for i, item in enumerate(result)]
-
-    def _to_score(self, item, i: int) -> Score:
-        if _is_number(item):
-            return Score(float(item))
-        if isinstance(item, dict) and _is_number(item.get("score")):
-            subs = {str(k): float(v) for k, v in item.items() if k != "score" and _is_number(v)}
-            return Score(float(item["score"]), sub_scores=subs)
-        raise RewardkitError(f"--model {self.name}: result {i} is {item!r:.80}; expected a number "
-                             "or a dict with a numeric 'score'")
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def load_function(spec: str, *, batch_size: int = 32, **_ignored) -> FunctionRM:
-    """A reward model from a Python function named `module.path:function` or `path/to/file.py:function`.
-
-    The function is called on batches of at most `batch_size` conversations (lists of
-    {"role", "content"} messages) and returns one float, or one dict with a "score", per conversation.
-
-    Example:
-        >>> rm = load_function("my_rewards:length_penalty")
-        >>> rm.score([[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]])
-        [-0.5]
-    """
-    return FunctionRM(import_function(spec), spec, batch_size)

@@ -86,7 +86,7 @@ def load_reward_model(path: str, kind: str = "auto", **options):
 
         rm = load_remote_code(path, **options)
     elif kind == "function":
-        from rewardkit.scorers.custom import load_function
+        from rewardkit.scorers.function import load_function
 
         rm = load_function(path, **judge_options, **options)
     else:

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from rewardkit.errors import RewardkitError
+from rewardkit.errors import RewardkitError, first_line
 from rewardkit.modeling import head_name, unwrap
 
 logger = logging.getLogger(__name__)
@@ -23,11 +23,7 @@ def load_tokenizer(path: str, *, gguf_file: str | None = None, trust_remote_code
         return AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code,
                                              use_fast=use_fast, cache_dir=cache_dir)
     except (OSError, ValueError) as e:
-        raise RewardkitError(f"--model_name_or_path {path}: cannot load a tokenizer ({_first_line(e)})") from e
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RewardkitError(f"--model_name_or_path {path}: cannot load a tokenizer ({first_line(e)})") from e
 
 
 def quantization_config(load_in_4bit: bool, load_in_8bit: bool, compute_dtype):
@@ -71,7 +67,7 @@ def load_sequence_classifier(path: str, *, gguf_file: str | None = None, dtype: 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as e:
-        raise RewardkitError(f"--model_name_or_path {path}: cannot load a sequence classifier ({_first_line(e)})") from e
+        raise RewardkitError(f"--model_name_or_path {path}: cannot load a sequence classifier ({first_line(e)})") from e
     if gguf_file:
         forget_gguf_quantizer(model)
     if model.config.num_labels != 1:

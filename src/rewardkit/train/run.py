@@ -15,7 +15,13 @@ from rewardkit.modeling import is_decoder
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
-from rewardkit.train.model import DTYPES, apply_lora, ensure_pad_token, load_sequence_classifier, load_tokenizer
+from rewardkit.train.model import (
+    DTYPES,
+    apply_lora,
+    ensure_pad_token,
+    load_sequence_classifier,
+    load_tokenizer,
+)
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
