@@ -6,7 +6,7 @@
 
 The server runs in this process (uvicorn in a thread on 127.0.0.1, a free port picked by the OS);
 N async clients POST /score for T seconds, once with batching on and once off. Results go to
-bench/results/serve_load.{json,md}. `--model fake` is a stand-in with a simulated forward cost
+bench/results/serve_load_<model>.{json,md}. `--model fake` is a stand-in with a simulated forward cost
 (a fixed cost per call plus a cost per token, like an accelerator), no torch needed.
 """
 
@@ -96,12 +96,8 @@ def load_model(spec: str, fake_call_ms: float = 20.0, fake_token_us: float = 10.
         return FakeRM(fake_call_ms, fake_token_us)
     if spec == "tiny":
         return TinyLlamaRM()
-    try:
-        from rewardkit import load_reward_model
-    except ImportError:
-        print(f"serve_load: rewardkit.load_reward_model is not available yet; using the tiny built-in model "
-              f"instead of {spec}", file=sys.stderr)
-        return TinyLlamaRM()
+    from rewardkit import load_reward_model
+
     return load_reward_model(spec)
 
 
@@ -199,9 +195,15 @@ def _batch_stats(metrics_text: str) -> float | None:
     return round(values["rewardkit_batch_size_sum"] / count, 2) if count else None
 
 
-def write_results(config: dict, results: list[dict], out: Path) -> None:
+def result_name(model: str) -> str:
+    """serve_load_fake, serve_load_tiny, or serve_load_<folder name> for a real model."""
+    return f"serve_load_{Path(model).name if model not in ('fake', 'tiny') else model}"
+
+
+def write_results(config: dict, results: list[dict], out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "serve_load.json").write_text(json.dumps({"config": config, "results": results}, indent=2) + "\n")
+    name = result_name(config["model"])
+    (out / f"{name}.json").write_text(json.dumps({"config": config, "results": results}, indent=2) + "\n")
     lines = [
         f"# serve load: {config['model']}, {config['clients']} clients x {config['seconds']} s, "
         f"{config['items']} conversations per request",
@@ -213,7 +215,8 @@ def write_results(config: dict, results: list[dict], out: Path) -> None:
         keys = ["requests_per_s", "items_per_s", "p50_ms", "p99_ms", "mean_batch_items", "errors"]
         cells = [r[k] for k in keys]
         lines.append(f"| {'on' if r['batching'] else 'off'} | " + " | ".join(map(str, cells)) + " |")
-    (out / "serve_load.md").write_text("\n".join(lines) + "\n")
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    return out / name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             stats = asyncio.run(run_clients(server.url, args.clients, args.seconds, args.items))
         results.append({"batching": batching, **stats})
         print(f"batching={'on' if batching else 'off'}: {json.dumps(stats)}")
-    write_results(config, results, args.out)
-    print(f"wrote {args.out / 'serve_load.json'} and {args.out / 'serve_load.md'}")
+    stem = write_results(config, results, args.out)
+    print(f"wrote {stem}.json and {stem}.md")
     return 0
 
 
