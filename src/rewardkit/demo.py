@@ -61,6 +61,7 @@ def run_demo(args: DemoArguments) -> dict:
                           use_cpu=not torch.cuda.is_available()),
         ScriptArguments(use_peft=args.use_peft, template_name="auto"),
     )
+    report = _evaluate(model_dir, out / "data" / "heldout.jsonl", out / "eval", args.seed)
     # Score exactly as the seed article does, with nothing from rewardkit: the checkpoint is plain.
     rm = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     tok = AutoTokenizer.from_pretrained(model_dir)
@@ -72,9 +73,25 @@ def run_demo(args: DemoArguments) -> dict:
             scores.append(rm(**enc).logits[0][0].item())
     accuracy = metrics["eval"]["eval_accuracy"]
     print(f"\nheld-out accuracy: {accuracy:.1%} on {metrics['eval']['eval_samples']} synthetic pairs (chance 50%)")
+    for family, stat in sorted(report["subsets"].items()):
+        acc = stat["accuracy"]
+        print(f"  {family:<11} {acc['value']:.1%} (95% CI {acc['ci_low']:.1%}-{acc['ci_high']:.1%}) on {stat['n']} pairs")
     print(f"Score for response 1 (correct, 9 ÷ 3 = 3): {scores[0]:.4f}")
     print(f"Score for response 2 (wrong, 9 ÷ 2 = 4.5): {scores[1]:.4f}")
     print(f"the correct answer {'wins' if scores[0] > scores[1] else 'LOSES'}; model saved in {model_dir}")
-    result = {"heldout_accuracy": accuracy, "apples_scores": scores, "model_dir": str(model_dir)}
+    print(f"evaluation report (calibration, length bias, plots): {out / 'eval' / 'report.md'}")
+    result = {"heldout_accuracy": accuracy, "family_accuracy": {f: s["accuracy"]["value"]
+                                                                for f, s in report["subsets"].items()},
+              "apples_scores": scores, "model_dir": str(model_dir)}
     (out / "demo_result.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int) -> dict:
+    """`rewardkit eval` on the held-out pairs: accuracy per task family with bootstrap intervals."""
+    from rewardkit.eval.run import run_eval_files
+    from rewardkit.scorers.load import load_reward_model
+
+    results = run_eval_files(load_reward_model(str(model_dir)), [heldout], output_dir=output_dir, seed=seed,
+                             model_name="rewardkit demo (MiniLM-L6)")
+    return results["summary"]

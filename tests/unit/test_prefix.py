@@ -7,11 +7,10 @@ from conftest import make_tiny_bert, make_tiny_llama
 
 from rewardkit.modeling import sequence_rewards
 from rewardkit.scorers import prefix
-from rewardkit.scorers.classifier import ClassifierRM
+from rewardkit.scorers.classifier import ClassifierRM, length_batches
 from rewardkit.scorers.load import load_reward_model
 from rewardkit.scorers.prefix import (
     enable_prefix_sharing,
-    length_batches,
     prefix_group_rewards,
     shared_prefix_len,
 )

@@ -23,21 +23,38 @@ logger = logging.getLogger(__name__)
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_rows: int) -> list[list[int]]:
-    """Index batches, longest first, each with rows × longest ≤ max_tokens (a row alone may exceed it).
+def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int, min_fill: float = 0.8) -> list[list[int]]:
+    """Indices in batches of similar length, longest first.
+
+    Each batch holds at most `max_rows` rows, rows × longest ≤ `max_tokens` (a row alone may exceed it),
+    and no row shorter than `min_fill` × the batch's longest, so padding is at most 1 - `min_fill` of
+    the batch. On a CPU every padded token costs as much as a real one, while bigger batches gain
+    little: HH-RLHF pairs padded by a plain token budget read about twice their real tokens, and a
+    reward server merging 64 requests ran at half the speed of unmerged ones. On a GPU a forward's
+    fixed cost dominates, so `batch_fill(device)` turns the length rule off there.
 
     Example:
-        >>> token_budget_batches([5, 9, 2, 8], max_tokens=18, max_rows=8)
-        [[1, 3], [0, 2]]
+        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8)
+        [[0, 2, 3], [1, 4]]
+        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8, min_fill=0.0)
+        [[0, 2, 3, 1], [4]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
     for i in order:
-        if batches and len(batches[-1]) < max_rows and lengths[batches[-1][0]] * (len(batches[-1]) + 1) <= max_tokens:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
+        if batches:
+            batch, longest = batches[-1], lengths[batches[-1][0]]
+            fits = len(batch) < max_rows and longest * (len(batch) + 1) <= max_tokens
+            if fits and lengths[i] >= min_fill * longest:
+                batch.append(i)
+                continue
+        batches.append([i])
     return batches
+
+
+def batch_fill(device: torch.device | str) -> float:
+    """`length_batches`' min_fill for a device: 0.8 on CPU (padding costs compute), 0 elsewhere."""
+    return 0.8 if torch.device(device).type == "cpu" else 0.0
 
 
 class ClassifierRM(PointwiseMixin):
@@ -48,7 +65,8 @@ class ClassifierRM(PointwiseMixin):
         tokenizer: carries the chat template the model was trained with.
         kind: "seq_classifier", "value_head", "remote_code".
         max_length: tokens per conversation; older context turns are trimmed beyond it.
-        batch_tokens: padded tokens per forward (rows × longest row).
+        batch_tokens: padded tokens per forward (rows × longest row); on CPU rows of similar length
+            only (see `length_batches`).
         max_batch_rows: rows per forward at most.
         device: where input tensors go.
         normalization: (mean, std) of rewards from training, for `Score.normalized`.
@@ -102,7 +120,8 @@ class ClassifierRM(PointwiseMixin):
         """Forward outputs in input order, as float32 of shape (rows,) or (rows, k)."""
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         out: list[torch.Tensor | None] = [None] * len(rows)
-        for batch in token_budget_batches([len(r) for r in rows], self.batch_tokens, self.max_batch_rows):
+        lengths, fill = [len(r) for r in rows], batch_fill(self.device)
+        for batch in length_batches(lengths, self.batch_tokens, self.max_batch_rows, fill):
             ids, mask = pad_rows([list(rows[i]) for i in batch], pad_id, self.pad_side)
             values = self.forward(ids.to(self.device), mask.to(self.device)).float().cpu()
             for j, i in enumerate(batch):

@@ -33,6 +33,7 @@ import torch
 from rewardkit.data.tokenize import common_prefix_len, encode_for_scoring
 from rewardkit.modeling import is_decoder, last_token_index, position_ids_from_mask, sequence_rewards, unwrap
 from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
+from rewardkit.scorers.classifier import batch_fill, length_batches
 from rewardkit.train.collator import pad_rows
 
 logger = logging.getLogger(__name__)
@@ -51,31 +52,6 @@ def shared_prefix_len(rows: Sequence[Sequence[int]]) -> int:
     for row in rows[1:]:
         k = min(k, common_prefix_len(list(rows[0]), list(row)))
     return max(k, 0)
-
-
-def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int, min_fill: float = 0.8) -> list[list[int]]:
-    """Indices in batches of similar length, longest first.
-
-    Each batch holds at most `max_rows` rows, rows × longest ≤ `max_tokens` (a row alone may exceed it),
-    and no row shorter than `min_fill` × the batch's longest, so padding is at most 1 - `min_fill` of
-    the batch. On a CPU every padded token costs as much as a real one, while bigger batches gain
-    little; HH-RLHF pairs padded by a plain token budget read about twice their real tokens.
-
-    Example:
-        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8)
-        [[0, 2, 3], [1, 4]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            batch, longest = batches[-1], lengths[batches[-1][0]]
-            fits = len(batch) < max_rows and longest * (len(batch) + 1) <= max_tokens
-            if fits and lengths[i] >= min_fill * longest:
-                batch.append(i)
-                continue
-        batches.append([i])
-    return batches
 
 
 class UnsupportedCache(Exception):
@@ -107,7 +83,7 @@ def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int],
     kv = [(layer.keys, layer.values) for layer in cache.layers]
     answers = [(g, r, row[k:]) for g, (rows, k) in enumerate(zip(groups, prefix_lens)) for r, row in enumerate(rows)]
     out: list[list] = [[None] * len(rows) for rows in groups]
-    for batch in length_batches([len(a) for _, _, a in answers], batch_tokens, max_rows):
+    for batch in length_batches([len(a) for _, _, a in answers], batch_tokens, max_rows, batch_fill(device)):
         owner = torch.tensor([answers[i][0] for i in batch], device=device)
         own_cache = DynamicCache(ddp_cache_data=[(k[owner], v[owner]) for k, v in kv])  # one prefix copy per answer
         a_ids, a_mask = (t.to(device) for t in pad_rows([answers[i][2] for i in batch], pad_id))
@@ -154,7 +130,7 @@ def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pa
             ids, mask = pad_rows(rows, pad_id)
             out[g] = sequence_rewards(model, ids.to(device), mask.to(device)).float().cpu()
     shared = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] > 0]
-    for batch in length_batches([prefix_lens[g] for g in shared], batch_tokens, max_rows):
+    for batch in length_batches([prefix_lens[g] for g in shared], batch_tokens, max_rows, batch_fill(device)):
         picked = [shared[i] for i in batch]
         values = _batch_rewards(model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id=pad_id,
                                 device=device, batch_tokens=batch_tokens, max_rows=max_rows)
