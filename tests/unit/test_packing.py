@@ -2,15 +2,19 @@ import pytest
 import torch
 from conftest import make_tiny_bert, make_tiny_llama
 
-from rewardkit.train.collator import PairwiseCollator
+from rewardkit.modeling import sequence_rewards
+from rewardkit.train.collator import PairwiseCollator, pad_rows
 from rewardkit.train.loss import bradley_terry_loss
 from rewardkit.train.packing import (
     CHOSEN,
+    PAIR_BLOCK_ATTENTION,
     PROMPT,
     REJECTED,
     PackedPairCollator,
     packed_attention_mask,
     packed_pair_rewards,
+    pair_block_attention,
+    pair_blocks,
     supports_packing,
 )
 from rewardkit.train.trainer import stacked_pair_rewards
@@ -200,3 +204,35 @@ def test_trainer_steps_match_and_group_by_length(char_tokenizer, tmp_path):
         losses[name] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses["packed"]) == 3
     torch.testing.assert_close(torch.tensor(losses["packed"]), torch.tensor(losses["stacked"]), atol=1e-5, rtol=0)
+
+
+def test_pair_blocks_cover_each_row():
+    pair_ids = torch.tensor([[0, 0, 1, 1, 1, -1, -1], [2, 2, 2, 2, 2, 2, 2]])
+    assert pair_blocks(pair_ids) == [[(0, 2), (2, 5), (5, 7)], [(0, 7)]]
+
+
+def test_pair_block_attention_equals_dense_sdpa():
+    """Block by block gives the one dense call's output, grouped-query heads included."""
+    batch = PackedPairCollator(pad_token_id=0, max_row_tokens=14)(_features(PAIRS))
+    mask = packed_attention_mask(batch["pair_ids"], batch["sides"])
+    rows, width = batch["input_ids"].shape
+    torch.manual_seed(0)
+    query, key, value = (torch.randn(rows, heads, width, 8) for heads in (4, 2, 2))
+    module = torch.nn.Module()
+    module.num_key_value_groups, module.is_causal, module.training = 2, True, False
+    dense, _ = pair_block_attention(module, query, key, value, mask, scaling=0.3)
+    blocks, _ = pair_block_attention(module, query, key, value, mask, scaling=0.3,
+                                     pair_blocks=pair_blocks(batch["pair_ids"]))
+    assert rows > 1 and max(len(b) for b in pair_blocks(batch["pair_ids"])) > 2  # several pairs in a row
+    torch.testing.assert_close(blocks, dense, atol=1e-6, rtol=0)
+
+
+def test_sdpa_model_switches_to_pair_blocks_and_still_runs_plain(char_tokenizer):
+    model = make_tiny_llama(char_tokenizer).eval()
+    model.set_attn_implementation("sdpa")
+    ids, mask = pad_rows([[1, 5, 6, 7], [1, 8]], 0)
+    with torch.no_grad():
+        before = sequence_rewards(model, ids, mask)
+        packed_pair_rewards(model, PackedPairCollator(pad_token_id=0)(_features(PAIRS[:2])))
+        assert model.config._attn_implementation == PAIR_BLOCK_ATTENTION
+        torch.testing.assert_close(sequence_rewards(model, ids, mask), before, atol=1e-6, rtol=0)  # 2D masks
