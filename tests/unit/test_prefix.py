@@ -67,8 +67,16 @@ GROUPS = [
 ]
 
 
+@pytest.fixture(params=["packed", "kv_cache"])
+def path(request, monkeypatch):
+    """Both exact paths: packed segments (Llama-style decoders) and the KV cache (any other decoder)."""
+    if request.param == "kv_cache":
+        monkeypatch.setattr(prefix, "supports_packing", lambda model: False)
+    return request.param
+
+
 @pytest.mark.parametrize("batch_tokens, max_rows", [(16384, 64), (8, 2), (1, 1)])
-def test_group_rewards_equal_one_at_a_time(char_tokenizer, batch_tokens, max_rows):
+def test_group_rewards_equal_one_at_a_time(char_tokenizer, batch_tokens, max_rows, path):
     model = make_tiny_llama(char_tokenizer)
     got = prefix_group_rewards(
         model, GROUPS, pad_id=char_tokenizer.pad_token_id, batch_tokens=batch_tokens, max_rows=max_rows
@@ -77,7 +85,7 @@ def test_group_rewards_equal_one_at_a_time(char_tokenizer, batch_tokens, max_row
         torch.testing.assert_close(values, _plain(model, rows), atol=1e-5, rtol=0)
 
 
-def test_group_rewards_multi_label_head(char_tokenizer):
+def test_group_rewards_multi_label_head(char_tokenizer, path):
     model = make_tiny_llama(char_tokenizer, num_labels=2)
     got = prefix_group_rewards(model, GROUPS[:2], pad_id=0)
     assert got[1].shape == (3, 2)
@@ -92,7 +100,7 @@ def _loaded(tiny_llama_dir, **settings):
     return rm
 
 
-def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir):
+def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir, path):
     plain = _loaded(tiny_llama_dir)
     shared = enable_prefix_sharing(_loaded(tiny_llama_dir, batch_tokens=64, max_batch_rows=3))
     assert shared.prefix_sharing and not hasattr(plain, "prefix_sharing")
@@ -106,7 +114,7 @@ def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir):
     assert shared.compare("x", []).scores == []
 
 
-def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir):
+def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir, path):
     plain = _loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0))
     shared = enable_prefix_sharing(_loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0)))
     chosen, rejected = shared.score_pairs_detailed(PROMPTS, CHOSEN, REJECTED)
@@ -147,3 +155,21 @@ def test_encoders_and_modelless_scorers_are_left_alone(char_tokenizer):
     bare = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), char_tokenizer, kind="demo", max_length=512)
     assert enable_prefix_sharing(bare).prefix_sharing is False
 
+
+
+def test_packed_rows_hold_several_groups_in_input_order(char_tokenizer, monkeypatch):
+    """Groups fill a row up to the token limit, in order; a group longer than the limit runs alone."""
+    widths = []
+    real = prefix.packed_forward
+    monkeypatch.setattr(prefix, "packed_forward", lambda model, ids, *rest: widths.append(ids.shape[1])
+                        or real(model, ids, *rest))
+    model = make_tiny_llama(char_tokenizer)
+    got = prefix_group_rewards(model, GROUPS, pad_id=0, batch_tokens=20)
+    # segments (shared prefix, at most the shortest row less one token, then every row's own tail):
+    # 10, 8 | 10, 5, 5 tokens
+    assert widths == [18, 20]
+    for rows, values in zip(GROUPS, got):
+        torch.testing.assert_close(values, _plain(model, rows), atol=1e-5, rtol=0)
+    widths.clear()
+    prefix_group_rewards(model, GROUPS, pad_id=0, batch_tokens=9)
+    assert widths == [10, 8, 10, 5, 5]  # over the limit alone; 8 + 10 and 5 + 5 do not fit together

@@ -9,9 +9,12 @@ from the cache. The attention mask is the prompt's mask followed by the answer's
 continue from the prompt's length, and the reward is read at each answer's last real token through
 the score head, as `rewardkit.modeling.sequence_rewards` does, so the scores equal the plain path's.
 
-Why a KV cache and not one packed row [prompt | a1 | a2] with a block mask: both are exact and read the
-same number of tokens; the cache path needs no custom 4-D mask (which each attention backend reads its
-own way) and works with any decoder whose cache is a plain `DynamicCache`.
+Two ways, both exact. Decoders that training's pair packing supports (`train.packing.supports_packing`:
+Llama, Mistral, Qwen2/3 with sdpa or eager attention) pack each group as one segment
+`[prefix | answer 1 | ... | answer N]`, several groups to a padding-free row, with the block mask and
+per-block attention that training uses: every token is read once and nothing is padded. Other
+decoders use the KV-cache path above, which needs no custom mask and works with any decoder whose
+cache is a plain `DynamicCache`.
 
 The shared prefix is found on token ids (`common_prefix_len` of the full encodings), never on text,
 so each conversation is tokenized exactly as when scored alone.
@@ -35,6 +38,7 @@ from rewardkit.modeling import is_decoder, last_token_index, position_ids_from_m
 from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
 from rewardkit.scorers.classifier import batch_fill, length_batches
 from rewardkit.train.collator import pad_rows
+from rewardkit.train.packing import PROMPT, packed_forward, supports_packing
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +102,52 @@ def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int],
     return [torch.stack(values) for values in out]
 
 
+MAX_ROW_TOKENS = 4096  # a packed row's mask is width x width booleans: 16 MB at this width
+
+
+def _pack_group(rows: list[list[int]], prefix_len: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """One group as one segment [prefix | tail 1 | ... | tail N]: ids, positions, sides, last index per row."""
+    ids, positions, sides, last = rows[0][:prefix_len], list(range(prefix_len)), [PROMPT] * prefix_len, []
+    for answer, row in enumerate(rows, start=1):
+        tail = row[prefix_len:]
+        ids, positions = ids + tail, positions + list(range(prefix_len, len(row)))
+        sides = sides + [answer] * len(tail)
+        last.append(len(ids) - 1 if tail else prefix_len - 1)  # a row that is all prefix ends inside it
+    return ids, positions, sides, last
+
+
+@torch.no_grad()
+def _packed_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], *, device: torch.device,
+                    row_tokens: int) -> list[torch.Tensor]:
+    """Rewards of every row of `groups`, each group packed as one segment (`_pack_group`) and several
+    groups, in input order, in one padding-free row of at most `row_tokens` tokens per forward.
+
+    The block mask and per-pair-block attention of training's pair packing (`train.packing`) make
+    every answer see the prefix and itself only, at its unpacked positions, so the rewards equal the
+    plain path's; no token is padded and no cache is copied.
+    """
+    segments = [_pack_group(rows, k) if rows else None for rows, k in zip(groups, prefix_lens)]
+    out: list[torch.Tensor] = [torch.empty(0)] * len(groups)
+    row: list[int] = []
+    todo = [g for g, seg in enumerate(segments) if seg is not None]
+    for n, g in enumerate(todo):
+        row.append(g)
+        width = sum(len(segments[i][0]) for i in row)
+        following = segments[todo[n + 1]][0] if n + 1 < len(todo) else None
+        if following is None or width + len(following) > row_tokens:
+            ids, positions, sides, owners, reads = [], [], [], [], []
+            for i in row:
+                seg_ids, seg_pos, seg_sides, last = segments[i]
+                reads.append([len(ids) + j for j in last])
+                ids, positions, sides = ids + seg_ids, positions + seg_pos, sides + seg_sides
+                owners += [i] * len(seg_ids)
+            per_token = packed_forward(model, *(torch.tensor([t], device=device) for t in (ids, positions, owners, sides)))
+            for i, index in zip(row, reads):
+                out[i] = per_token[0, index].float().squeeze(-1).cpu()
+            row = []
+    return out
+
+
 @torch.no_grad()
 def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pad_id: int,
                          device: torch.device | str = "cpu", batch_tokens: int = 16384,
@@ -122,6 +172,8 @@ def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pa
     device = torch.device(device)
     groups = [[list(row) for row in rows] for rows in groups]
     prefix_lens = [shared_prefix_len(rows) if rows else 0 for rows in groups]
+    if supports_packing(model):
+        return _packed_rewards(model, groups, prefix_lens, device=device, row_tokens=min(batch_tokens, MAX_ROW_TOKENS))
     out: list[torch.Tensor | None] = [None] * len(groups)
     for g, rows in enumerate(groups):
         if not rows:

@@ -136,15 +136,17 @@ def packed_attention_mask(pair_ids: torch.Tensor, sides: torch.Tensor, position_
                           sliding_window: int | None = None) -> torch.Tensor:
     """(rows, 1, width, width) bool mask, True where query token q may attend to key token k.
 
-    q sees k when both belong to the same pair, k is not after q, and not (q is a rejected token and
-    k a chosen one). Padding tokens see the padding before them, so no query row is empty (an empty
-    row gives NaN in sdpa, which would reach the gradients through 0 * NaN). With `sliding_window`,
-    q also needs position(q) - position(k) < window, as in the unpacked sequence.
+    q sees k when both belong to the same pair, k is not after q, and k is a prompt token or on q's
+    side (so a rejected token never sees a chosen one). `sides` may number more answers than two
+    (1, 2, 3, ... after the PROMPT): a best-of-N group packs the same way. Padding tokens see the
+    padding before them, so no query row is empty (an empty row gives NaN in sdpa, which would reach
+    the gradients through 0 * NaN). With `sliding_window`, q also needs position(q) - position(k) <
+    window, as in the unpacked sequence.
     """
     width = pair_ids.shape[-1]
     index = torch.arange(width, device=pair_ids.device)
     mask = (pair_ids[:, :, None] == pair_ids[:, None, :]) & (index[:, None] >= index[None, :])
-    mask &= ~((sides[:, :, None] == REJECTED) & (sides[:, None, :] == CHOSEN))
+    mask &= (sides[:, None, :] == PROMPT) | (sides[:, :, None] == sides[:, None, :])
     if sliding_window is not None:
         mask &= (position_ids[:, :, None] - position_ids[:, None, :]) < sliding_window
     return mask[:, None]
@@ -157,23 +159,33 @@ def packed_pair_rewards(model, batch: dict) -> tuple[torch.Tensor, torch.Tensor]
     the outermost wrapper, see `modeling.head_outputs`), the score head's outputs read at
     `chosen_index` and `rejected_index`.
     """
-    base = unwrap(model)
-    if base.config._attn_implementation == "sdpa":
-        base.set_attn_implementation(PAIR_BLOCK_ATTENTION)  # plain sdpa wherever no pair blocks are given
-    mask = packed_attention_mask(batch["pair_ids"], batch["sides"], batch["position_ids"], _sliding_window(base.config))
-    extra = {}
-    if base.config._attn_implementation == "eager":  # eager adds the mask to the scores: 0 or the dtype's min
-        dtype = base.get_input_embeddings().weight.dtype
-        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
-    elif base.config._attn_implementation == PAIR_BLOCK_ATTENTION:
-        extra["pair_blocks"] = pair_blocks(batch["pair_ids"])
-    per_token = head_outputs(model, base.score, input_ids=batch["input_ids"], attention_mask=mask,
-                             position_ids=batch["position_ids"], **extra)
+    per_token = packed_forward(model, batch["input_ids"], batch["position_ids"], batch["pair_ids"], batch["sides"])
     flat = per_token.reshape(-1, per_token.shape[-1])
     pairs = batch["chosen_index"].shape[0]
     last = flat[torch.cat([batch["chosen_index"], batch["rejected_index"]]).to(flat.device)]
     rewards = last.float().squeeze(-1)
     return rewards[:pairs], rewards[pairs:]
+
+
+def packed_forward(model, input_ids: torch.Tensor, position_ids: torch.Tensor, pair_ids: torch.Tensor,
+                   sides: torch.Tensor) -> torch.Tensor:
+    """The score head's output at every token of packed rows, (rows, width, num_labels).
+
+    An "sdpa" model is switched to `pair_block_attention` first (plain sdpa wherever no pair blocks
+    are given, so other forwards are unchanged); "eager" gets the mask as additive float values.
+    """
+    base = unwrap(model)
+    if base.config._attn_implementation == "sdpa":
+        base.set_attn_implementation(PAIR_BLOCK_ATTENTION)
+    mask = packed_attention_mask(pair_ids, sides, position_ids, _sliding_window(base.config))
+    extra = {}
+    if base.config._attn_implementation == "eager":  # eager adds the mask to the scores: 0 or the dtype's min
+        dtype = base.get_input_embeddings().weight.dtype
+        mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+    elif base.config._attn_implementation == PAIR_BLOCK_ATTENTION:
+        extra["pair_blocks"] = pair_blocks(pair_ids)
+    return head_outputs(model, base.score, input_ids=input_ids, attention_mask=mask, position_ids=position_ids,
+                        **extra)
 
 
 def _sliding_window(config) -> int | None:
