@@ -33,6 +33,8 @@ def run_train(model_args: ModelArguments, data_args: DataArguments, training_arg
 
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False  # our batches carry pair fields the model signature lacks
+    if training_args.use_cpu or not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch
     if not (training_args.do_train or training_args.do_eval):
         training_args.do_train = training_args.do_eval = True
 
