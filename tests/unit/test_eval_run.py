@@ -333,3 +333,24 @@ def test_shipped_rewardbench_v1_sections_file():
     reasoning = sections["Reasoning"]
     hep = {k: w for k, w in reasoning.items() if k.startswith("hep-")}
     assert len(hep) == 6 and reasoning["math-prm"] == sum(hep.values()) == 984
+
+
+class GroupingModel(FakeModel):
+    """A model with prefix sharing: `score_groups_detailed` gets whole items (all answers to one prompt)."""
+
+    def __init__(self):
+        super().__init__()
+        self.chunks: list[list[int]] = []
+
+    def score_groups_detailed(self, groups):
+        self.chunks.append([len(g) for g in groups])
+        return [self.score_detailed(g) for g in groups]
+
+
+def test_prefix_sharing_models_get_whole_items(main_run, tmp_path):
+    grouping = GroupingModel()
+    res = run_eval(grouping, ITEMS, output_dir=tmp_path, n_boot=0, batch_size=3, progress=False)
+    assert sum(map(sum, grouping.chunks)) == 16
+    assert [n for chunk in grouping.chunks for n in chunk] == [len(it.chosen) + len(it.rejected) for it in ITEMS]
+    assert all(sum(chunk) <= 3 or len(chunk) == 1 for chunk in grouping.chunks)  # about batch_size, items whole
+    assert res["summary"]["accuracy"]["value"] == main_run[0]["summary"]["accuracy"]["value"]

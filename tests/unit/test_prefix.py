@@ -94,7 +94,11 @@ def test_group_rewards_multi_label_head(char_tokenizer, path):
 
 
 def _loaded(tiny_llama_dir, **settings):
+    """The tiny Llama as `load_reward_model` gives it, without prefix sharing (the plain reference)."""
     rm = load_reward_model(str(tiny_llama_dir), kind="seq_classifier")
+    assert rm.prefix_sharing  # on by default for decoders
+    for name in ("prefix_sharing", "score_pairs", "compare", "score_pairs_detailed", "score_groups_detailed"):
+        del rm.__dict__[name]
     for name, value in settings.items():
         setattr(rm, name, value)
     return rm
@@ -134,6 +138,7 @@ def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir
 
 
 def test_unsupported_cache_falls_back_to_plain(tiny_llama_dir, monkeypatch):
+    monkeypatch.setattr(prefix, "supports_packing", lambda model: False)  # a decoder packing does not cover
     plain = _loaded(tiny_llama_dir)
     shared = enable_prefix_sharing(_loaded(tiny_llama_dir))
     monkeypatch.setattr(prefix, "_plain_cache", lambda cache: False)

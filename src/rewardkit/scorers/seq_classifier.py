@@ -33,7 +33,7 @@ def load_seq_classifier(path: str, *, gguf_file: str | None = None, dtype: str =
                         attn_implementation: str | None = None, device_map: str | None = None,
                         trust_remote_code: bool = False, template_name: str | None = "auto",
                         max_length: int | None = None, batch_tokens: int = 16384) -> ClassifierRM:
-    """A sequence-classifier reward model ready to score.
+    """A sequence-classifier reward model ready to score (with prefix sharing for decoders).
 
     Example:
         >>> rm = load_seq_classifier("outputs/demo/model")
@@ -50,8 +50,11 @@ def load_seq_classifier(path: str, *, gguf_file: str | None = None, dtype: str =
         model.to(device)
     limit = getattr(model.config, "max_position_embeddings", None) or 4096
     decoder = is_decoder(model)
-    return ClassifierRM(
+    rm = ClassifierRM(
         lambda ids, mask: sequence_rewards(model, ids, mask), tokenizer, kind="seq_classifier",
         max_length=min(max_length or limit, limit), batch_tokens=batch_tokens, device=device,
         normalization=reward_normalization(model.config), pad_side="left" if decoder else "right", name=str(path),
     ).with_model(model)
+    from rewardkit.scorers.prefix import enable_prefix_sharing
+
+    return enable_prefix_sharing(rm)  # decoders: pairs and best-of-N groups read their prompt once
