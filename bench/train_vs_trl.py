@@ -1,7 +1,7 @@
 """Reward-model training throughput: TRL's RewardTrainer against `rewardkit train` with pair packing.
 
     python bench/train_vs_trl.py --quick            # tiny random Llama, a few steps (seconds to a minute)
-    python bench/train_vs_trl.py                    # SmolLM2-135M-Instruct, 10 steps (30+ minutes on 2 CPU cores)
+    python bench/train_vs_trl.py                    # SmolLM2-135M-Instruct, 10 steps (6 minutes on 2 idle CPU cores)
     python bench/train_vs_trl.py --steps 20 --batch-size 4 --learning-rate 1e-5
 
 Both trainers get the same model (same seed, so the same random score head), the same HH dev pairs
