@@ -255,6 +255,8 @@ def score_items(
     """
     from tqdm.auto import tqdm
 
+    from rewardkit.scorers.classifier import fill_in_order
+
     groups = []  # per item, its answers as full conversations
     for it in items:
         head = it.prompt_messages()
@@ -263,9 +265,11 @@ def score_items(
     by_group = getattr(model, "score_groups_detailed", None)
     scores = []
     with tqdm(total=sum(map(len, groups)), desc="scoring", unit="conv", disable=not progress) as bar:
-        convs = [conv for group in groups for conv in group]
-        chunks = _chunks_of_items(groups, batch_size) if by_group else [
-            [convs[i : i + batch_size]] for i in range(0, len(convs), batch_size)]
+        if by_group:  # whole items, about batch_size conversations per call
+            chunks = [[groups[i] for i in chunk] for chunk in fill_in_order(list(map(len, groups)), batch_size)]
+        else:  # batch_size conversations per call, across items
+            convs = [conv for group in groups for conv in group]
+            chunks = [[convs[i : i + batch_size]] for i in range(0, len(convs), batch_size)]
         for chunk in chunks:
             batch = [conv for group in chunk for conv in group]
             out = [s for part in by_group(chunk) for s in part] if by_group else list(model.score_detailed(batch))
@@ -287,19 +291,6 @@ def score_items(
         lengths = [float(s.num_tokens if use_tokens else len(a)) for s, a in zip(mine, answers, strict=True)]
         records.append(M.ItemScores.from_scores(it.source, subset, mine, lengths, n_chosen=len(it.chosen)))
     return records, "tokens" if use_tokens else "characters"
-
-
-def _chunks_of_items(groups: list[list], size: int) -> list[list[list]]:
-    """Consecutive items, about `size` conversations per chunk (an item is never split)."""
-    chunks: list[list[list]] = [[]]
-    count = 0
-    for group in groups:
-        if chunks[-1] and count + len(group) > size:
-            chunks.append([])
-            count = 0
-        chunks[-1].append(group)
-        count += len(group)
-    return chunks if chunks[0] else []
 
 
 def _drop_report_dict(drop_report: Any) -> dict | None:

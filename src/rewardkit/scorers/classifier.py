@@ -52,6 +52,24 @@ def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int, min_f
     return batches
 
 
+def fill_in_order(sizes: Sequence[int], limit: int) -> list[list[int]]:
+    """Consecutive indices in chunks whose sizes add up to at most `limit` (an item over it goes alone).
+
+    Example:
+        >>> fill_in_order([10, 8, 10, 5, 4], limit=20)
+        [[0, 1], [2, 3, 4]]
+    """
+    chunks: list[list[int]] = []
+    total = 0
+    for i, size in enumerate(sizes):
+        if not chunks or total + size > limit:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(i)
+        total += size
+    return chunks
+
+
 def batch_fill(device: torch.device | str) -> float:
     """`length_batches`' min_fill for a device: 0.8 on CPU (padding costs compute), 0 elsewhere."""
     return 0.8 if torch.device(device).type == "cpu" else 0.0

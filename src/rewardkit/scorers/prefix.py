@@ -36,9 +36,9 @@ import torch
 from rewardkit.data.tokenize import common_prefix_len, encode_for_scoring
 from rewardkit.modeling import is_decoder, last_token_index, position_ids_from_mask, sequence_rewards, unwrap
 from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
-from rewardkit.scorers.classifier import batch_fill, length_batches
+from rewardkit.scorers.classifier import batch_fill, fill_in_order, length_batches
 from rewardkit.train.collator import pad_rows
-from rewardkit.train.packing import PROMPT, packed_forward, supports_packing
+from rewardkit.train.packing import pack_segment, packed_forward, supports_packing
 
 logger = logging.getLogger(__name__)
 
@@ -105,46 +105,29 @@ def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int],
 MAX_ROW_TOKENS = 4096  # a packed row's mask is width x width booleans: 16 MB at this width
 
 
-def _pack_group(rows: list[list[int]], prefix_len: int) -> tuple[list[int], list[int], list[int], list[int]]:
-    """One group as one segment [prefix | tail 1 | ... | tail N]: ids, positions, sides, last index per row."""
-    ids, positions, sides, last = rows[0][:prefix_len], list(range(prefix_len)), [PROMPT] * prefix_len, []
-    for answer, row in enumerate(rows, start=1):
-        tail = row[prefix_len:]
-        ids, positions = ids + tail, positions + list(range(prefix_len, len(row)))
-        sides = sides + [answer] * len(tail)
-        last.append(len(ids) - 1 if tail else prefix_len - 1)  # a row that is all prefix ends inside it
-    return ids, positions, sides, last
-
-
 @torch.no_grad()
 def _packed_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], *, device: torch.device,
                     row_tokens: int) -> list[torch.Tensor]:
-    """Rewards of every row of `groups`, each group packed as one segment (`_pack_group`) and several
-    groups, in input order, in one padding-free row of at most `row_tokens` tokens per forward.
+    """Rewards of every row of `groups`, each group packed as one segment (`train.packing.pack_segment`)
+    and several groups, in input order, in one padding-free row of at most `row_tokens` tokens per forward.
 
     The block mask and per-pair-block attention of training's pair packing (`train.packing`) make
     every answer see the prefix and itself only, at its unpacked positions, so the rewards equal the
     plain path's; no token is padded and no cache is copied.
     """
-    segments = [_pack_group(rows, k) if rows else None for rows, k in zip(groups, prefix_lens)]
     out: list[torch.Tensor] = [torch.empty(0)] * len(groups)
-    row: list[int] = []
-    todo = [g for g, seg in enumerate(segments) if seg is not None]
-    for n, g in enumerate(todo):
-        row.append(g)
-        width = sum(len(segments[i][0]) for i in row)
-        following = segments[todo[n + 1]][0] if n + 1 < len(todo) else None
-        if following is None or width + len(following) > row_tokens:
-            ids, positions, sides, owners, reads = [], [], [], [], []
-            for i in row:
-                seg_ids, seg_pos, seg_sides, last = segments[i]
-                reads.append([len(ids) + j for j in last])
-                ids, positions, sides = ids + seg_ids, positions + seg_pos, sides + seg_sides
-                owners += [i] * len(seg_ids)
-            per_token = packed_forward(model, *(torch.tensor([t], device=device) for t in (ids, positions, owners, sides)))
-            for i, index in zip(row, reads):
-                out[i] = per_token[0, index].float().squeeze(-1).cpu()
-            row = []
+    todo = [g for g, rows in enumerate(groups) if rows]
+    segments = {g: pack_segment(groups[g], prefix_lens[g]) for g in todo}
+    for chunk in fill_in_order([len(segments[g][0]) for g in todo], row_tokens):
+        ids, positions, sides, owners, reads = [], [], [], [], []
+        for g in (todo[i] for i in chunk):
+            seg_ids, seg_pos, seg_sides, last = segments[g]
+            reads.append((g, [len(ids) + j for j in last]))
+            ids, positions, sides = ids + seg_ids, positions + seg_pos, sides + seg_sides
+            owners += [g] * len(seg_ids)
+        per_token = packed_forward(model, *(torch.tensor([t], device=device) for t in (ids, positions, owners, sides)))
+        for g, index in reads:
+            out[g] = per_token[0, index].float().squeeze(-1).cpu()
     return out
 
 
@@ -204,10 +187,6 @@ def supports_prefix_sharing(model) -> bool:
         return False
 
 
-def _to_score(rm, value: torch.Tensor, num_tokens: int, truncated: bool) -> Score:
-    return rm.to_score(value, num_tokens, truncated)
-
-
 def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[list[Score]]:
     """Score conversations given in groups that share their leading turns, computing each prefix once.
 
@@ -233,7 +212,7 @@ def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         return [flat[s : s + n] for s, n in zip(starts, sizes)]
     return [
-        [_to_score(rm, v, len(ids), t) for v, (ids, t) in zip(vals, group)]
+        [rm.to_score(v, len(ids), t) for v, (ids, t) in zip(vals, group)]
         for vals, group in zip(values, encoded)
     ]
 

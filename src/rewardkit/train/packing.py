@@ -122,14 +122,29 @@ def _segment(chosen: list[int], rejected: list[int]):
     """(ids, positions, sides, last chosen index, last rejected index) of one pair's packed segment."""
     if not chosen or not rejected:
         raise ValueError("a pair with an empty chosen or rejected token list cannot be scored")
-    p = common_prefix_len(chosen, rejected)
-    c, r = chosen[p:], rejected[p:]
-    ids = chosen + r
-    positions = list(range(len(chosen))) + list(range(p, len(rejected)))
-    sides = [PROMPT] * p + [CHOSEN] * len(c) + [REJECTED] * len(r)
-    # An answer that is a prefix of the other (no tail of its own) ends on the last prompt token.
-    last_rejected = len(ids) - 1 if r else p - 1
-    return ids, positions, sides, len(chosen) - 1, last_rejected
+    ids, positions, sides, (last_chosen, last_rejected) = pack_segment(
+        [chosen, rejected], common_prefix_len(chosen, rejected))
+    return ids, positions, sides, last_chosen, last_rejected
+
+
+def pack_segment(rows: list[list[int]], prefix_len: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Rows sharing their first `prefix_len` tokens as one segment `[prefix | tail 1 | ... | tail N]`.
+
+    Returns ids, position ids (each tail continues from the prefix, as in its own row), sides (PROMPT
+    on the prefix, i on the i-th row's tail, counting from 1: CHOSEN, REJECTED for a pair) and, per
+    row, the index of its last token (a row with no tail of its own ends on the last prefix token).
+
+    Example:
+        >>> pack_segment([[1, 5, 6], [1, 5, 7, 8]], 2)
+        ([1, 5, 6, 7, 8], [0, 1, 2, 2, 3], [0, 0, 1, 2, 2], [2, 4])
+    """
+    ids, positions, sides, last = rows[0][:prefix_len], list(range(prefix_len)), [PROMPT] * prefix_len, []
+    for side, row in enumerate(rows, start=CHOSEN):
+        tail = row[prefix_len:]
+        ids, positions = ids + tail, positions + list(range(prefix_len, len(row)))
+        sides = sides + [side] * len(tail)
+        last.append(len(ids) - 1 if tail else prefix_len - 1)
+    return ids, positions, sides, last
 
 
 def packed_attention_mask(pair_ids: torch.Tensor, sides: torch.Tensor, position_ids: torch.Tensor | None = None,
