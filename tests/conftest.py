@@ -46,6 +46,18 @@ def make_char_tokenizer(add_bos: bool = True, chat_template: str | None = CHAT_T
     return fast
 
 
+def write_synthetic_pairs(path: Path, n: int, seed: int = 0) -> Path:
+    """`n` pairs of the demo's synthetic set as TRL rows (prompt, chosen, rejected strings) in a JSONL file."""
+    import json
+
+    from rewardkit.data.synthetic import make_preference_set
+
+    with Path(path).open("w") as f:
+        for p in make_preference_set(n, seed=seed):
+            f.write(json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+    return Path(path)
+
+
 def make_tiny_llama(tokenizer, seed: int = 0, num_labels: int = 1):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 

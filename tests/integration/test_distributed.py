@@ -18,10 +18,9 @@ from unittest import mock
 
 import pytest
 import torch
-from conftest import make_char_tokenizer, make_tiny_llama
+from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 
 from rewardkit.cli import main
-from rewardkit.data.synthetic import make_preference_set
 from rewardkit.data.tokenize import encode
 from rewardkit.errors import RewardkitError
 from rewardkit.modeling import sequence_rewards
@@ -70,9 +69,7 @@ def scale_out_inputs(tmp_path_factory):
     tokenizer = make_char_tokenizer()
     make_tiny_llama(tokenizer).save_pretrained(root / "tiny-llama")
     tokenizer.save_pretrained(root / "tiny-llama")
-    with (root / "train.jsonl").open("w") as f:
-        for p in make_preference_set(20, seed=0):
-            f.write(json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+    write_synthetic_pairs(root / "train.jsonl", 20)
     flags = ["--model_name_or_path", str(root / "tiny-llama"), "--train_file_dir", str(root / "train.jsonl"),
              *TRAIN_FLAGS]
     assert main(["train", *flags, "--per_device_train_batch_size", "4", "--use_cpu", "true",

@@ -10,7 +10,7 @@ import json
 
 import pytest
 import torch
-from conftest import make_char_tokenizer, make_tiny_llama
+from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardkit.data.formats import SkipRow, normalize_row
@@ -67,19 +67,13 @@ def trained_checkpoint(tmp_path_factory):
     from transformers import TrainingArguments
 
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
-    from rewardkit.data.synthetic import make_preference_set
     from rewardkit.train.run import run_train
 
     root = tmp_path_factory.mktemp("trained")
     tok = make_char_tokenizer()
     make_tiny_llama(tok).save_pretrained(root / "base")
     tok.save_pretrained(root / "base")
-    with (root / "train.jsonl").open("w") as f:
-        for p in make_preference_set(24, seed=0):
-            f.write(
-                json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected})
-                + "\n"
-            )
+    write_synthetic_pairs(root / "train.jsonl", 24)
     run_train(
         ModelArguments(model_name_or_path=str(root / "base")),
         DataArguments(

@@ -4,11 +4,10 @@ import json
 
 import pytest
 import torch
-from conftest import make_char_tokenizer, make_tiny_llama
+from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardkit.cli import main
-from rewardkit.data.synthetic import make_preference_set
 from rewardkit.data.tokenize import encode, install_chat_template
 from rewardkit.modeling import sequence_rewards
 from rewardkit.scorers.load import load_reward_model
@@ -86,15 +85,9 @@ def test_adapter_export_keeps_trained_head(tmp_path):
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 
-def _write_pairs(path, n, seed):
-    with path.open("w") as f:
-        for p in make_preference_set(n, seed=seed):
-            f.write(json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected}) + "\n")
-
-
 @pytest.mark.parametrize("use_peft", ["true", "false"])
 def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
-    _write_pairs(tmp_path / "train.jsonl", 24, 0)
+    write_synthetic_pairs(tmp_path / "train.jsonl", 24, 0)
     out = tmp_path / "rm"
     code = main(["train", "--model_name_or_path", str(tiny_llama_dir), "--train_file_dir", str(tmp_path / "train.jsonl"),
                  "--validation_split_percentage", "25", "--output_dir", str(out), "--max_steps", "3",
