@@ -12,7 +12,7 @@ runs all three methods, in a rotating order, so that a busy machine slows them a
    and `rm(**enc).logits[0][0].item()` for the chosen, then the rejected conversation (batch 1);
 2. rewardkit score: `load_reward_model(...).score(chosen + rejected conversations)` (batched by a
    token budget, longest first): what `rewardkit score` does with conversation rows;
-3. rewardkit score_pairs: the same model with `enable_prefix_sharing`: each pair's prompt runs once
+3. rewardkit score_pairs: the same model with prefix sharing (its default): each pair's prompt runs once
    and both answers continue from its KV cache: what `rewardkit score` does with pair rows.
 
 Reported: pairs/s and speedup over the seed loop by wall-clock time and by the process's CPU time,
@@ -165,7 +165,6 @@ def run(args) -> dict:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rewardkit.scorers.load import load_reward_model
-    from rewardkit.scorers.prefix import enable_prefix_sharing
 
     torch.set_num_threads(args.threads)
     pairs = read_pairs(Path(args.data), args.pairs)
@@ -176,8 +175,9 @@ def run(args) -> dict:
         plain = load_reward_model(
             tmp, kind="seq_classifier", device_map="cpu", batch_tokens=args.batch_tokens
         )
-        shared = enable_prefix_sharing(
-            load_reward_model(tmp, kind="seq_classifier", device_map="cpu", batch_tokens=args.batch_tokens)
+        plain.prefix_sharing = False  # method 2 scores every conversation in full
+        shared = load_reward_model(
+            tmp, kind="seq_classifier", device_map="cpu", batch_tokens=args.batch_tokens
         )
     calls = {
         METHODS[0]: lambda ps: seed_loop(seed_rm, seed_tok, ps),

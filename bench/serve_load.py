@@ -64,8 +64,16 @@ class TinyLlamaRM:
         # a tiny model on a busy CPU spends its time waiting for its own threads.
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        cfg = LlamaConfig(vocab_size=264, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                          num_attention_heads=4, num_key_value_heads=2, num_labels=1, pad_token_id=self.PAD)
+        cfg = LlamaConfig(
+            vocab_size=264,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_labels=1,
+            pad_token_id=self.PAD,
+        )
         self.torch, self.model = torch, LlamaForSequenceClassification(cfg).eval()
 
     def _ids(self, conv) -> list[int]:
@@ -234,8 +242,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--clients must be 1..1024, --seconds 0..3600 and --items 1..256")
 
     model = load_model(args.model, args.fake_call_ms, args.fake_token_us)
-    config = {"model": args.model, "clients": args.clients, "seconds": args.seconds, "items": args.items,
-              "max_wait_ms": args.max_wait_ms, "kind": getattr(model, "kind", None)}
+    config = {
+        "model": args.model,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "items": args.items,
+        "max_wait_ms": args.max_wait_ms,
+        "kind": getattr(model, "kind", None),
+    }
     if args.model == "fake":
         config.update(fake_call_ms=args.fake_call_ms, fake_token_us=args.fake_token_us)
     results = []

@@ -35,7 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HH_DEV = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "dev.jsonl"
-SMOLLM2 = Path(os.environ.get("REWARDKIT_TEST_CACHE", ROOT / ".cache" / "test-models")) / "smollm2-135m-instruct"
+SMOLLM2 = (
+    Path(os.environ.get("REWARDKIT_TEST_CACHE", ROOT / ".cache" / "test-models")) / "smollm2-135m-instruct"
+)
 
 
 def smollm2_dir() -> Path:
@@ -47,7 +49,9 @@ def smollm2_dir() -> Path:
 
         folder, name = smollm2_gguf()
         AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(SMOLLM2)
-        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(SMOLLM2)
+        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(
+            SMOLLM2
+        )
     return SMOLLM2
 
 
@@ -60,7 +64,10 @@ def tokenized_pairs(tokenizer, n: int, max_length: int) -> list[dict]:
     install_chat_template(tokenizer, None)
     pairs, _ = load_pairs(HH_DEV)
     rows = tokenize_pairs(tokenizer, pairs[: n + n // 4], max_length, DropReport(), "tokenizing").to_list()
-    return [{k: r[k] for k in ("input_ids_chosen", "input_ids_rejected", "prompt_length", "length")} for r in rows[:n]]
+    return [
+        {k: r[k] for k in ("input_ids_chosen", "input_ids_rejected", "prompt_length", "length")}
+        for r in rows[:n]
+    ]
 
 
 def static_token_counts(rows: list[dict], batch_size: int) -> dict:
@@ -69,13 +76,21 @@ def static_token_counts(rows: list[dict], batch_size: int) -> dict:
     for i in range(0, len(rows) - len(rows) % batch_size, batch_size):
         batch = rows[i : i + batch_size]
         longest = max(max(len(r["input_ids_chosen"]), len(r["input_ids_rejected"])) for r in batch)
-        segments = [len(r["input_ids_chosen"]) + len(r["input_ids_rejected"]) - r["prompt_length"] for r in batch]
+        segments = [
+            len(r["input_ids_chosen"]) + len(r["input_ids_rejected"]) - r["prompt_length"] for r in batch
+        ]
         trl += 2 * batch_size * longest
         one_per_row += batch_size * max(segments)
         padding_free += sum(segments)
-    return {"pairs": len(rows) - len(rows) % batch_size, "batch_size": batch_size, "trl_tokens": trl,
-            "packed_one_pair_per_row_tokens": one_per_row, "packed_padding_free_tokens": padding_free,
-            "ratio_padding_free": trl / padding_free, "ratio_one_pair_per_row": trl / one_per_row}
+    return {
+        "pairs": len(rows) - len(rows) % batch_size,
+        "batch_size": batch_size,
+        "trl_tokens": trl,
+        "packed_one_pair_per_row_tokens": one_per_row,
+        "packed_padding_free_tokens": padding_free,
+        "ratio_padding_free": trl / padding_free,
+        "ratio_one_pair_per_row": trl / one_per_row,
+    }
 
 
 class CountingCollator:
@@ -136,7 +151,7 @@ def lockstep_timer():
 def load_model(path: str, pad_token_id: int, seed: int):
     from transformers import set_seed
 
-    from rewardkit.train.model import load_sequence_classifier
+    from rewardkit.core.loading import load_sequence_classifier
 
     set_seed(seed)  # the random score head is drawn here: the same for both trainers
     model = load_sequence_classifier(path, dtype="float32", attn_implementation="sdpa")
@@ -153,32 +168,53 @@ def run_worker(trainer_name: str, spec: dict) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(spec["tokenizer"])
     model = load_model(spec["model"], tokenizer.pad_token_id, spec["seed"])
     rows = json.loads(Path(spec["data"]).read_text())
-    common = dict(output_dir=tempfile.mkdtemp(), per_device_train_batch_size=spec["batch_size"],
-                  learning_rate=spec["learning_rate"], max_steps=spec["steps"], logging_steps=1,
-                  save_strategy="no", report_to=[], seed=spec["seed"], train_sampling_strategy="sequential",
-                  gradient_checkpointing=False, bf16=False, fp16=False, use_cpu=True, dataloader_num_workers=0,
-                  disable_tqdm=True)
+    common = dict(
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=spec["batch_size"],
+        learning_rate=spec["learning_rate"],
+        max_steps=spec["steps"],
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=spec["seed"],
+        train_sampling_strategy="sequential",
+        gradient_checkpointing=False,
+        bf16=False,
+        fp16=False,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
     if trainer_name == "trl":
         from trl import RewardConfig, RewardTrainer
         from trl.trainer.reward_trainer import DataCollatorForPreference
 
-        data = Dataset.from_list([{"chosen_ids": r["input_ids_chosen"], "rejected_ids": r["input_ids_rejected"]}
-                                  for r in rows])
+        data = Dataset.from_list(
+            [{"chosen_ids": r["input_ids_chosen"], "rejected_ids": r["input_ids_rejected"]} for r in rows]
+        )
         collator = CountingCollator(DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id))
         args = RewardConfig(**common, max_length=spec["max_length"], disable_dropout=True)
-        trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer,
-                                data_collator=collator)
+        trainer = RewardTrainer(
+            model=model, args=args, train_dataset=data, processing_class=tokenizer, data_collator=collator
+        )
     else:
         from transformers import TrainingArguments
 
-        from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards, supports_packing
+        from rewardkit.core.packing import supports_packing
+        from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
         from rewardkit.train.trainer import RewardTrainer
 
         assert supports_packing(model), "packing is not exact for this model"
         collator = CountingCollator(PackedPairCollator(pad_token_id=tokenizer.pad_token_id))
         args = TrainingArguments(**common, remove_unused_columns=False)
-        trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
-                                processing_class=tokenizer, data_collator=collator, forward=packed_pair_rewards)
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            data_collator=collator,
+            forward=packed_pair_rewards,
+        )
     timer = lockstep_timer()
     trainer.add_callback(timer)
     with PeakRSS() as mem:
@@ -226,15 +262,24 @@ def interleaved_timing(spec: dict, batches: int, rounds: int = 1) -> dict:
         features = rows[b * size : (b + 1) * size]
         plan = [("trl", trl_step, trl_collate), ("rewardkit", ours_step, ours_collate)]
         for name, step, collate in plan if b % 2 == 0 else plan[::-1]:
-            batch = collate([{"chosen_ids": f["input_ids_chosen"], "rejected_ids": f["input_ids_rejected"], **f}
-                             for f in features])
+            batch = collate(
+                [
+                    {"chosen_ids": f["input_ids_chosen"], "rejected_ids": f["input_ids_rejected"], **f}
+                    for f in features
+                ]
+            )
             start = time.perf_counter()
             step(batch).backward()
             seconds[name].append(time.perf_counter() - start)
             model.zero_grad(set_to_none=True)
     ratios = sorted(t / r for t, r in zip(seconds["trl"], seconds["rewardkit"]))
-    return {"batches": batches, "rounds": rounds, "seconds": seconds,
-            "speedup": sum(seconds["trl"]) / sum(seconds["rewardkit"]), "median_batch_speedup": ratios[len(ratios) // 2]}
+    return {
+        "batches": batches,
+        "rounds": rounds,
+        "seconds": seconds,
+        "speedup": sum(seconds["trl"]) / sum(seconds["rewardkit"]),
+        "median_batch_speedup": ratios[len(ratios) // 2],
+    }
 
 
 def quick_model(tokenizer_dir: Path, out: Path) -> Path:
@@ -243,9 +288,17 @@ def quick_model(tokenizer_dir: Path, out: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, num_labels=1,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     LlamaForSequenceClassification(config).save_pretrained(out)
     return out
 
@@ -255,8 +308,13 @@ def run_lockstep(spec_path: Path, steps: int, names=("trl", "rewardkit")) -> dic
     procs, logs = {}, {}
     for name in names:
         logs[name] = tempfile.TemporaryFile("w+")
-        procs[name] = subprocess.Popen([sys.executable, __file__, "--worker", name, "--spec", str(spec_path)],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[name], text=True)
+        procs[name] = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--spec", str(spec_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=logs[name],
+            text=True,
+        )
 
     def read_until(name: str, prefix: str) -> str:
         for line in procs[name].stdout:
@@ -302,7 +360,9 @@ def markdown(result: dict) -> str:
         "| step | TRL loss | rewardkit loss |",
         "|---:|---:|---:|",
     ]
-    lines += [f"| {i + 1} | {a:.6f} | {b:.6f} |" for i, (a, b) in enumerate(zip(trl["losses"], ours["losses"]))]
+    lines += [
+        f"| {i + 1} | {a:.6f} | {b:.6f} |" for i, (a, b) in enumerate(zip(trl["losses"], ours["losses"]))
+    ]
     lines += [
         "",
         f"Static token counts on {static['pairs']} HH dev pairs, batch {static['batch_size']}: TRL "
@@ -316,8 +376,12 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny random Llama instead of SmolLM2-135M")
-    parser.add_argument("--steps", type=int, default=None, help="optimizer steps (default 10; 6 with --quick)")
-    parser.add_argument("--interleaved-batches", type=int, default=4, help="batches timed side by side in one process")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="optimizer steps (default 10; 6 with --quick)"
+    )
+    parser.add_argument(
+        "--interleaved-batches", type=int, default=4, help="batches timed side by side in one process"
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-5)
     parser.add_argument("--max-length", type=int, default=512)
@@ -342,25 +406,45 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(smollm2)
     rows = tokenized_pairs(tokenizer, max(args.static_pairs, steps * args.batch_size), args.max_length)
     static = static_token_counts(rows[: args.static_pairs], args.batch_size)
-    print(f"static tokens on {static['pairs']} pairs: TRL/padding-free {static['ratio_padding_free']:.2f}×, "
-          f"TRL/one-pair-per-row {static['ratio_one_pair_per_row']:.2f}×", flush=True)
+    print(
+        f"static tokens on {static['pairs']} pairs: TRL/padding-free {static['ratio_padding_free']:.2f}×, "
+        f"TRL/one-pair-per-row {static['ratio_one_pair_per_row']:.2f}×",
+        flush=True,
+    )
     train_rows = rows[: steps * args.batch_size]
     (work / "data.json").write_text(json.dumps(train_rows))
-    spec = {"model": str(model_path), "tokenizer": str(smollm2), "data": str(work / "data.json"), "steps": steps,
-            "batch_size": args.batch_size, "learning_rate": args.learning_rate, "max_length": args.max_length,
-            "seed": args.seed, "threads": args.threads}
+    spec = {
+        "model": str(model_path),
+        "tokenizer": str(smollm2),
+        "data": str(work / "data.json"),
+        "steps": steps,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "max_length": args.max_length,
+        "seed": args.seed,
+        "threads": args.threads,
+    }
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
     runs = run_lockstep(spec_path, steps)
     for name, run in runs.items():
-        print(f"{name}: {run['pairs_per_s']:.3f} pairs/s, {run['tokens_computed']} tokens, "
-              f"peak {run['peak_rss_mb']:.0f} MB", flush=True)
-    interleaved = interleaved_timing(spec, min(steps, args.interleaved_batches), rounds=5 if args.quick else 1)
+        print(
+            f"{name}: {run['pairs_per_s']:.3f} pairs/s, {run['tokens_computed']} tokens, "
+            f"peak {run['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    interleaved = interleaved_timing(
+        spec, min(steps, args.interleaved_batches), rounds=5 if args.quick else 1
+    )
     losses = zip(runs["trl"]["losses"], runs["rewardkit"]["losses"])
     result = {
-        "config": {**spec, "model_name": "tiny random Llama (2 layers, 64 wide)" if args.quick
-                   else "SmolLM2-135M-Instruct", "torch": torch.__version__,
-                   "transformers": transformers.__version__, "trl": trl.__version__},
+        "config": {
+            **spec,
+            "model_name": "tiny random Llama (2 layers, 64 wide)" if args.quick else "SmolLM2-135M-Instruct",
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+        },
         "runs": runs,
         "interleaved": interleaved,
         "max_abs_loss_diff": max(abs(a - b) for a, b in losses),

@@ -37,9 +37,15 @@ def make_char_tokenizer(add_bos: bool = True, chat_template: str | None = CHAT_T
     tok.pre_tokenizer = pre_tokenizers.Split(pattern="", behavior="isolated")
     tok.add_special_tokens(SPECIALS)
     if add_bos:
-        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)])
+        tok.post_processor = processors.TemplateProcessing(
+            single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", 1)]
+        )
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>" if pad else None
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>" if pad else None,
     )
     if chat_template:
         fast.chat_template = chat_template
@@ -50,11 +56,14 @@ def write_synthetic_pairs(path: Path, n: int, seed: int = 0) -> Path:
     """`n` pairs of the demo's synthetic set as TRL rows (prompt, chosen, rejected strings) in a JSONL file."""
     import json
 
-    from rewardkit.data.synthetic import make_preference_set
+    from rewardkit.demo.synthetic import make_preference_set
 
     with Path(path).open("w") as f:
         for p in make_preference_set(n, seed=seed):
-            f.write(json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected}) + "\n")
+            f.write(
+                json.dumps({"prompt": p.prompt[-1]["content"], "chosen": p.chosen, "rejected": p.rejected})
+                + "\n"
+            )
     return Path(path)
 
 
@@ -63,9 +72,17 @@ def make_tiny_llama(tokenizer, seed: int = 0, num_labels: int = 1):
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, num_labels=num_labels,
-        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     model = LlamaForSequenceClassification(cfg).eval()
     torch.nn.init.normal_(model.score.weight, std=0.5)
@@ -77,8 +94,14 @@ def make_tiny_bert(tokenizer, seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = BertConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=2048, num_labels=1, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=2048,
+        num_labels=1,
+        pad_token_id=tokenizer.pad_token_id,
     )
     return BertForSequenceClassification(cfg).eval()
 
@@ -112,7 +135,7 @@ def smollm2_dir():
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rewardkit.assets import smollm2_gguf
-        from rewardkit.train.model import forget_gguf_quantizer
+        from rewardkit.core.loading import forget_gguf_quantizer
 
         folder, name = smollm2_gguf()
         CACHE.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ def config_to_argv(path: str) -> list[str]:
     try:
         data = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise RewardkitError(f"--config {path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({e})") from e
+        raise RewardkitError(
+            f"--config {path}: not valid {'JSON' if p.suffix == '.json' else 'YAML'} ({e})"
+        ) from e
     if not isinstance(data, dict):
         raise RewardkitError(f"--config {path}: expected a mapping of option names to values")
     argv: list[str] = []
@@ -77,13 +79,14 @@ def cmd_train(argv: list[str]) -> int:
     if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
         argv += ["--output_dir", "outputs/reward-model"]
     model_args, data_args, training_args, script_args = parse_dataclasses(
-        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "rewardkit train")
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "rewardkit train"
+    )
     run_train(model_args, data_args, training_args, script_args)
     return 0
 
 
 def cmd_demo(argv: list[str]) -> int:
-    from rewardkit.demo import DemoArguments, run_demo
+    from rewardkit.demo.run import DemoArguments, run_demo
 
     (args,) = parse_dataclasses((DemoArguments,), expand_config(argv), "rewardkit demo")
     run_demo(args)
@@ -103,14 +106,26 @@ def cmd_eval(argv: list[str]) -> int:
     from rewardkit.config import EvalArguments, RewardModelArguments
     from rewardkit.eval.run import run_eval_files
 
-    model_args, args = parse_dataclasses((RewardModelArguments, EvalArguments), expand_config(argv), "rewardkit eval")
-    results = run_eval_files(model_args.load(), args.data, output_dir=args.output_dir, sections_file=args.sections,
-                             baseline_scores=args.baseline_scores, n_boot=args.n_boot, seed=args.seed,
-                             batch_size=args.batch_size, model_name=model_args.model)
+    model_args, args = parse_dataclasses(
+        (RewardModelArguments, EvalArguments), expand_config(argv), "rewardkit eval"
+    )
+    results = run_eval_files(
+        model_args.load(),
+        args.data,
+        output_dir=args.output_dir,
+        sections_file=args.sections,
+        baseline_scores=args.baseline_scores,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        model_name=model_args.model,
+    )
     acc = results["summary"]["accuracy"]
     ci = f" (95% CI {acc['ci_low']:.1%}–{acc['ci_high']:.1%})" if acc["ci_low"] is not None else ""
-    print(f"accuracy {acc['value']:.1%}{ci} on {results['summary']['n_items']} items; "
-          f"report: {args.output_dir}/report.md")
+    print(
+        f"accuracy {acc['value']:.1%}{ci} on {results['summary']['n_items']} items; "
+        f"report: {args.output_dir}/report.md"
+    )
     return 0
 
 
@@ -118,17 +133,29 @@ def cmd_serve(argv: list[str]) -> int:
     from rewardkit.config import RewardModelArguments, ServeArguments
     from rewardkit.serve.app import serve
 
-    model_args, args = parse_dataclasses((RewardModelArguments, ServeArguments), expand_config(argv), "rewardkit serve")
+    model_args, args = parse_dataclasses(
+        (RewardModelArguments, ServeArguments), expand_config(argv), "rewardkit serve"
+    )
     if args.backend == "vllm":
         from rewardkit.serve.vllm_backend import load_vllm_reward_model
 
         model = load_vllm_reward_model(model_args)
     else:
         model = model_args.load()
-    serve(model, host=args.host, port=args.port, api_key=args.api_key, log_level=args.log_level,
-          max_body_bytes=args.max_body_bytes, max_items=args.max_items, max_tokens_per_item=args.max_tokens_per_item,
-          max_batch_tokens=args.max_batch_tokens, max_batch_items=args.max_batch_items,
-          max_wait_ms=args.max_wait_ms, batching=args.batching)
+    serve(
+        model,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        log_level=args.log_level,
+        max_body_bytes=args.max_body_bytes,
+        max_items=args.max_items,
+        max_tokens_per_item=args.max_tokens_per_item,
+        max_batch_tokens=args.max_batch_tokens,
+        max_batch_items=args.max_batch_items,
+        max_wait_ms=args.max_wait_ms,
+        batching=args.batching,
+    )
     return 0
 
 
@@ -142,10 +169,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"rewardkit: error: unknown command '{command}'; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+        print(
+            f"rewardkit: error: unknown command '{command}'; choose from {', '.join(COMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     try:
         return COMMANDS[command](rest)
     except RewardkitError as e:

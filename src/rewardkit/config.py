@@ -10,24 +10,49 @@ from dataclasses import dataclass, field
 
 from rewardkit.errors import RewardkitError
 
+# Each setting's accepted values, defined once (the loaders validate against these same tuples).
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
+DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
+JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
 
 
 @dataclass
 class ModelArguments:
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Local model folder (required), or packaged:minilm / packaged:smollm2."})
-    model_type: str | None = field(default=None, metadata={"help": "Accepted for MedicalGPT; the type is read from config.json."})
-    tokenizer_name_or_path: str | None = field(default=None, metadata={"help": "Tokenizer folder if not the model's."})
-    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside model_name_or_path (dequantised on load)."})
-    load_in_4bit: bool = field(default=False, metadata={"help": "QLoRA: 4-bit base weights (needs bitsandbytes and a GPU)."})
-    load_in_8bit: bool = field(default=False, metadata={"help": "8-bit base weights (needs bitsandbytes and a GPU)."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Local model folder (required), or packaged:minilm / packaged:smollm2."},
+    )
+    model_type: str | None = field(
+        default=None, metadata={"help": "Accepted for MedicalGPT; the type is read from config.json."}
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder if not the model's."}
+    )
+    gguf_file: str | None = field(
+        default=None, metadata={"help": "GGUF file inside model_name_or_path (dequantised on load)."}
+    )
+    load_in_4bit: bool = field(
+        default=False, metadata={"help": "QLoRA: 4-bit base weights (needs bitsandbytes and a GPU)."}
+    )
+    load_in_8bit: bool = field(
+        default=False, metadata={"help": "8-bit base weights (needs bitsandbytes and a GPU)."}
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Cache folder for datasets/models."})
     use_fast_tokenizer: bool = field(default=True, metadata={"help": "Use the fast (Rust) tokenizer."})
-    torch_dtype: str = field(default="float32", metadata={"help": "auto, bfloat16, float16 or float32.",
-                                                         "choices": ["auto", "bfloat16", "float16", "float32"]})
-    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."})
-    device_map: str | None = field(default=None, metadata={"help": "e.g. auto or cpu (not with multi-process training)."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Run the model folder's own Python code."})
+    torch_dtype: str = field(
+        default="float32",
+        metadata={"help": "auto, bfloat16, float16 or float32.", "choices": list(DTYPE_NAMES)},
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."}
+    )
+    device_map: str | None = field(
+        default=None, metadata={"help": "e.g. auto or cpu (not with multi-process training)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model folder's own Python code."}
+    )
 
     def __post_init__(self):
         if not self.model_name_or_path:
@@ -41,17 +66,34 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    dataset_name: str | None = field(default=None, metadata={"help": "A `datasets` hub name (needs network)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "A `datasets` hub name (needs network)."}
+    )
     dataset_config_name: str | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
-    train_file_dir: str | None = field(default=None, metadata={"help": "Training file or folder (.json/.jsonl/.parquet, recursive)."})
+    train_file_dir: str | None = field(
+        default=None, metadata={"help": "Training file or folder (.json/.jsonl/.parquet, recursive)."}
+    )
     validation_file_dir: str | None = field(default=None, metadata={"help": "Validation file or folder."})
-    max_source_length: int = field(default=1024, metadata={"help": "With max_target_length, sets max_length (MedicalGPT)."})
+    max_source_length: int = field(
+        default=1024, metadata={"help": "With max_target_length, sets max_length (MedicalGPT)."}
+    )
     max_target_length: int = field(default=256, metadata={"help": "See max_source_length."})
-    max_length: int | None = field(default=None, metadata={"help": "Tokens per conversation (default: source + target)."})
-    max_train_samples: int | None = field(default=None, metadata={"help": "Use at most this many training pairs."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Use at most this many validation pairs."})
-    overwrite_cache: bool = field(default=False, metadata={"help": "Accepted for MedicalGPT (nothing is cached)."})
-    validation_split_percentage: float = field(default=5.0, metadata={"help": "Percent of training pairs held out when no validation files are given."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "Tokens per conversation (default: source + target)."}
+    )
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many training pairs."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Use at most this many validation pairs."}
+    )
+    overwrite_cache: bool = field(
+        default=False, metadata={"help": "Accepted for MedicalGPT (nothing is cached)."}
+    )
+    validation_split_percentage: float = field(
+        default=5.0,
+        metadata={"help": "Percent of training pairs held out when no validation files are given."},
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
 
     def __post_init__(self):
@@ -70,18 +112,34 @@ class DataArguments:
 @dataclass
 class ScriptArguments:
     use_peft: bool = field(default=True, metadata={"help": "LoRA (true) or full fine-tuning (false)."})
-    target_modules: str | None = field(default="all", metadata={"help": "Comma-separated module names, or 'all' linear layers."})
+    target_modules: str | None = field(
+        default="all", metadata={"help": "Comma-separated module names, or 'all' linear layers."}
+    )
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha."})
-    modules_to_save: str | None = field(default=None, metadata={"help": "Extra modules trained in full (the reward head always is)."})
+    modules_to_save: str | None = field(
+        default=None, metadata={"help": "Extra modules trained in full (the reward head always is)."}
+    )
     peft_path: str | None = field(default=None, metadata={"help": "Resume training of this LoRA adapter."})
     template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
-    center_rewards_coefficient: float = field(default=0.0, metadata={"help": "Weight of mean((r_c + r_r)^2) added to the loss."})
-    export: str = field(default="merged", metadata={"help": "merged (plain checkpoint), adapter, or both.",
-                                                   "choices": ["merged", "adapter", "both"]})
-    packing: str = field(default="auto", metadata={"help": "Shared-prefix pair packing: auto (on for decoders), on, off.",
-                                                  "choices": ["auto", "on", "off"]})
+    center_rewards_coefficient: float = field(
+        default=0.0, metadata={"help": "Weight of mean((r_c + r_r)^2) added to the loss."}
+    )
+    export: str = field(
+        default="merged",
+        metadata={
+            "help": "merged (plain checkpoint), adapter, or both.",
+            "choices": ["merged", "adapter", "both"],
+        },
+    )
+    packing: str = field(
+        default="auto",
+        metadata={
+            "help": "Shared-prefix pair packing: auto (on for decoders), on, off.",
+            "choices": ["auto", "on", "off"],
+        },
+    )
 
     def __post_init__(self):
         if self.lora_rank < 1:
@@ -118,28 +176,41 @@ def translate_legacy_args(argv: list[str]) -> list[str]:
     return out
 
 
-KIND_CHOICES = ["auto", "seq_classifier", "value_head", "remote_code", "function", "generative"]
-
-
 @dataclass
 class RewardModelArguments:
     """How `score`, `eval` and `serve` load a reward model (any kind)."""
 
-    model: str | None = field(default=None, metadata={"help": "Model folder, or module.path:function for a Python scorer."})
-    kind: str = field(default="auto", metadata={"help": "Reward-model kind (auto decides from the checkpoint).",
-                                                "choices": KIND_CHOICES})
+    model: str | None = field(
+        default=None, metadata={"help": "Model folder, or module.path:function for a Python scorer."}
+    )
+    kind: str = field(
+        default="auto",
+        metadata={"help": "Reward-model kind (auto decides from the checkpoint).", "choices": list(KINDS)},
+    )
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside --model."})
-    torch_dtype: str = field(default="float32", metadata={"help": "auto, bfloat16, float16 or float32.",
-                                                         "choices": ["auto", "bfloat16", "float16", "float32"]})
-    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."})
+    torch_dtype: str = field(
+        default="float32",
+        metadata={"help": "auto, bfloat16, float16 or float32.", "choices": list(DTYPE_NAMES)},
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."}
+    )
     device_map: str | None = field(default=None, metadata={"help": "e.g. auto, cpu, cuda:0."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Run the model folder's own Python code."})
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model folder's own Python code."}
+    )
     template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
-    max_length: int | None = field(default=None, metadata={"help": "Tokens per conversation (default: the model's limit)."})
+    max_length: int | None = field(
+        default=None, metadata={"help": "Tokens per conversation (default: the model's limit)."}
+    )
     batch_tokens: int = field(default=16384, metadata={"help": "Padded tokens per forward pass."})
-    mode: str = field(default="pairwise", metadata={"help": "Generative judges: pairwise, pointwise or logprob.",
-                                                    "choices": ["pairwise", "pointwise", "logprob"]})
-    max_new_tokens: int = field(default=256, metadata={"help": "Generative judges: tokens generated per verdict."})
+    mode: str = field(
+        default="pairwise",
+        metadata={"help": "Generative judges: pairwise, pointwise or logprob.", "choices": list(JUDGE_MODES)},
+    )
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
+    )
 
     def __post_init__(self):
         if not self.model:
@@ -154,9 +225,16 @@ class RewardModelArguments:
         """The reward model these arguments describe."""
         from rewardkit.scorers.load import load_reward_model
 
-        options = dict(gguf_file=self.gguf_file, dtype=self.torch_dtype, attn_implementation=self.attn_implementation,
-                       device_map=self.device_map, trust_remote_code=self.trust_remote_code,
-                       template_name=self.template_name, max_length=self.max_length, batch_tokens=self.batch_tokens)
+        options = dict(
+            gguf_file=self.gguf_file,
+            dtype=self.torch_dtype,
+            attn_implementation=self.attn_implementation,
+            device_map=self.device_map,
+            trust_remote_code=self.trust_remote_code,
+            template_name=self.template_name,
+            max_length=self.max_length,
+            batch_tokens=self.batch_tokens,
+        )
         if self.kind == "generative" or (self.kind == "auto" and self.mode != "pairwise"):
             options.update(mode=self.mode, max_new_tokens=self.max_new_tokens)
         return load_reward_model(self.model, kind=self.kind, **options)
@@ -164,11 +242,24 @@ class RewardModelArguments:
 
 @dataclass
 class EvalArguments:
-    data: list[str] = field(default_factory=list, metadata={"help": "Preference files or folders (pairwise or N-way)."})
-    output_dir: str = field(default="outputs/eval", metadata={"help": "Where results.json, report.md and plots go."})
-    sections: str | None = field(default=None, metadata={"help": "YAML/JSON mapping sections to subsets (e.g. configs/rewardbench_v1_sections.yaml)."})
-    baseline_scores: str | None = field(default=None, metadata={"help": "results.json of another model, for a paired comparison."})
-    n_boot: int = field(default=1000, metadata={"help": "Bootstrap resamples for confidence intervals (0: none)."})
+    data: list[str] = field(
+        default_factory=list, metadata={"help": "Preference files or folders (pairwise or N-way)."}
+    )
+    output_dir: str = field(
+        default="outputs/eval", metadata={"help": "Where results.json, report.md and plots go."}
+    )
+    sections: str | None = field(
+        default=None,
+        metadata={
+            "help": "YAML/JSON mapping sections to subsets (e.g. configs/rewardbench_v1_sections.yaml)."
+        },
+    )
+    baseline_scores: str | None = field(
+        default=None, metadata={"help": "results.json of another model, for a paired comparison."}
+    )
+    n_boot: int = field(
+        default=1000, metadata={"help": "Bootstrap resamples for confidence intervals (0: none)."}
+    )
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
 
@@ -179,16 +270,31 @@ class EvalArguments:
 
 @dataclass
 class ServeArguments:
-    host: str = field(default="127.0.0.1", metadata={"help": "Address to bind (loopback unless you say otherwise)."})
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "Address to bind (loopback unless you say otherwise)."}
+    )
     port: int = field(default=8000, metadata={"help": "Port."})
-    api_key: str | None = field(default=None, metadata={"help": "Require 'Authorization: Bearer KEY' (or set REWARDKIT_API_KEY)."})
+    api_key: str | None = field(
+        default=None, metadata={"help": "Require 'Authorization: Bearer KEY' (or set REWARDKIT_API_KEY)."}
+    )
     max_body_bytes: int = field(default=8 * 2**20, metadata={"help": "Largest request body accepted."})
     max_items: int = field(default=256, metadata={"help": "Conversations per request at most."})
     max_tokens_per_item: int = field(default=32768, metadata={"help": "Tokens per conversation at most."})
-    max_batch_tokens: int = field(default=16384, metadata={"help": "Dynamic batching: tokens per merged batch."})
-    max_batch_items: int = field(default=64, metadata={"help": "Dynamic batching: conversations per merged batch."})
-    max_wait_ms: float = field(default=5.0, metadata={"help": "Dynamic batching: longest wait for more requests."})
+    max_batch_tokens: int = field(
+        default=16384, metadata={"help": "Dynamic batching: tokens per merged batch."}
+    )
+    max_batch_items: int = field(
+        default=64, metadata={"help": "Dynamic batching: conversations per merged batch."}
+    )
+    max_wait_ms: float = field(
+        default=5.0, metadata={"help": "Dynamic batching: longest wait for more requests."}
+    )
     batching: bool = field(default=True, metadata={"help": "Merge concurrent requests into batches."})
-    backend: str = field(default="torch", metadata={"help": "torch, or vllm (sequence classifiers on GPU, vLLM installed).",
-                                                   "choices": ["torch", "vllm"]})
+    backend: str = field(
+        default="torch",
+        metadata={
+            "help": "torch, or vllm (sequence classifiers on GPU, vLLM installed).",
+            "choices": ["torch", "vllm"],
+        },
+    )
     log_level: str = field(default="info", metadata={"help": "uvicorn log level."})

@@ -15,7 +15,9 @@ class DataError(RewardkitError):
         "d.jsonl:3: field 'chosen': row has no 'chosen'"
     """
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None):
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None
+    ):
         where = ""
         if path is not None:
             where = f"{path}:{line}: " if line is not None else f"{path}: "

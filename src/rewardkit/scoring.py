@@ -47,7 +47,9 @@ logger = logging.getLogger("rewardkit.score")
 KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
-PAIR_KEYS = frozenset({"chosen", "rejected", "question", "response_chosen", "response_rejected", "conversations"})
+PAIR_KEYS = frozenset(
+    {"chosen", "rejected", "question", "response_chosen", "response_rejected", "conversations"}
+)
 ACCEPTED = (  # said in every error about a row's layout
     "a JSON array of messages [{role, content}, ...] ending with the assistant answer; "
     '{"messages": [...]}; {"prompt": str or messages, "response": str}; or a preference pair '
@@ -63,33 +65,60 @@ H_MODE = "Generative judges: pairwise verdicts, pointwise 1-10 ratings, or logpr
 
 @dataclass
 class ScoreArguments:
-    model: str | None = field(default=None, metadata={"help": "Model folder, or module.path:function (required)."})
-    input: str | None = field(default=None, metadata={"help": "Rows to score: .jsonl, .json or .parquet (required)."})
-    output: str | None = field(default=None, metadata={"help": "Where scored rows go, as JSON Lines (required)."})
-    kind: str = field(default="auto", metadata={"help": "Reward model kind (auto: from the checkpoint).",
-                                                "choices": list(KINDS)})
+    model: str | None = field(
+        default=None, metadata={"help": "Model folder, or module.path:function (required)."}
+    )
+    input: str | None = field(
+        default=None, metadata={"help": "Rows to score: .jsonl, .json or .parquet (required)."}
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "Where scored rows go, as JSON Lines (required)."}
+    )
+    kind: str = field(
+        default="auto",
+        metadata={"help": "Reward model kind (auto: from the checkpoint).", "choices": list(KINDS)},
+    )
     gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside --model (dequantised)."})
     torch_dtype: str = field(default="float32", metadata={"help": "Weights dtype.", "choices": list(DTYPES)})
-    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."})
-    device_map: str | None = field(default=None, metadata={"help": "e.g. auto, cpu, cuda:0 (default: a GPU if any)."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Run the model folder's own Python code."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."}
+    )
+    device_map: str | None = field(
+        default=None, metadata={"help": "e.g. auto, cpu, cuda:0 (default: a GPU if any)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Run the model folder's own Python code."}
+    )
     template_name: str | None = field(default="auto", metadata={"help": H_TEMPLATE})
     max_length: int | None = field(default=None, metadata={"help": H_MAX_LENGTH})
-    batch_tokens: int = field(default=16384, metadata={"help": "Padded tokens per forward (rows x longest row)."})
-    chunk_size: int = field(default=256, metadata={"help": "Input rows per scoring call and per output flush."})
-    resume: bool = field(default=False, metadata={"help": "Continue a stopped run: skip rows already written."})
+    batch_tokens: int = field(
+        default=16384, metadata={"help": "Padded tokens per forward (rows x longest row)."}
+    )
+    chunk_size: int = field(
+        default=256, metadata={"help": "Input rows per scoring call and per output flush."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue a stopped run: skip rows already written."}
+    )
     skip_bad_lines: bool = field(default=False, metadata={"help": H_SKIP})
-    normalize: bool = field(default=False, metadata={"help": "Also write (score - mean) / std when the "
-                                                     "checkpoint carries reward statistics."})
+    normalize: bool = field(
+        default=False,
+        metadata={"help": "Also write (score - mean) / std when the checkpoint carries reward statistics."},
+    )
     mode: str = field(default="pairwise", metadata={"help": H_MODE, "choices": list(JUDGE_MODES)})
-    max_new_tokens: int = field(default=256, metadata={"help": "Generative judges: tokens generated per verdict."})
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
+    )
 
     def __post_init__(self):
         for flag in ("model", "input", "output"):
             if not getattr(self, flag):
                 raise RewardkitError(f"--{flag} is required")
-        for flag, value, accepted in (("kind", self.kind, KINDS), ("torch_dtype", self.torch_dtype, DTYPES),
-                                      ("mode", self.mode, JUDGE_MODES)):
+        for flag, value, accepted in (
+            ("kind", self.kind, KINDS),
+            ("torch_dtype", self.torch_dtype, DTYPES),
+            ("mode", self.mode, JUDGE_MODES),
+        ):
             if value not in accepted:
                 raise RewardkitError(f"--{flag} {value}: accepted values are {', '.join(accepted)}")
         if self.max_length is not None and self.max_length < 8:
@@ -123,13 +152,18 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
     done = procs.from_main(lambda: _prepare_outputs(output, bad_output, args.resume))
     rm = reward_model or _load(args, procs.device)
     if args.normalize and getattr(rm, "normalization", None) is None:
-        logger.warning("--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
-                       args.model)
+        logger.warning(
+            "--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
+            args.model,
+        )
     counts = {"conversations": 0, "pairs": 0, "skipped": 0}
     start = time.perf_counter()
     total = _count_rows(args.input)
     writer = output.open("a", encoding="utf-8") if procs.is_main else open(os.devnull, "w")
-    with writer as out, tqdm(total=total, initial=done, unit="rows", disable=None if procs.is_main else True) as bar:
+    with (
+        writer as out,
+        tqdm(total=total, initial=done, unit="rows", disable=None if procs.is_main else True) as bar,
+    ):
         for chunk in _chunks(_skip(_input_rows(args.input), done), args.chunk_size):
             parsed = [_parse(args.input, lineno, raw) for lineno, raw in chunk]  # the same on every process
             bad = [p for p in parsed if isinstance(p, RewardkitError)]
@@ -142,8 +176,13 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
                     if procs.is_main:
                         out.flush()  # both files stay a prefix of the input (see the module docstring)
                         with bad_output.open("a", encoding="utf-8") as f:
-                            f.write(json.dumps({"line": lineno, "error": str(item), "row": _as_text(raw)},
-                                               ensure_ascii=False) + "\n")
+                            f.write(
+                                json.dumps(
+                                    {"line": lineno, "error": str(item), "row": _as_text(raw)},
+                                    ensure_ascii=False,
+                                )
+                                + "\n"
+                            )
                     counts["skipped"] += 1
                 else:
                     out.write(json.dumps(next(scored), ensure_ascii=False) + "\n")
@@ -152,11 +191,24 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
             bar.update(len(chunk))
     seconds = time.perf_counter() - start
     rows = counts["conversations"] + counts["pairs"]
-    summary = {"rows": rows, **counts, "resumed_after": done, "seconds": round(seconds, 3),
-               "rows_per_second": round(rows / seconds, 3) if seconds > 0 else 0.0, "output": str(output),
-               "bad_output": str(bad_output) if counts["skipped"] else None}
-    logger.info("scored %d rows (%d pairs) in %.1fs, %.1f rows/s; %d bad rows%s", rows, counts["pairs"], seconds,
-                summary["rows_per_second"], counts["skipped"], f" in {bad_output}" if counts["skipped"] else "")
+    summary = {
+        "rows": rows,
+        **counts,
+        "resumed_after": done,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(rows / seconds, 3) if seconds > 0 else 0.0,
+        "output": str(output),
+        "bad_output": str(bad_output) if counts["skipped"] else None,
+    }
+    logger.info(
+        "scored %d rows (%d pairs) in %.1fs, %.1f rows/s; %d bad rows%s",
+        rows,
+        counts["pairs"],
+        seconds,
+        summary["rows_per_second"],
+        counts["skipped"],
+        f" in {bad_output}" if counts["skipped"] else "",
+    )
     return summary
 
 
@@ -166,20 +218,30 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
 def _load(args: ScoreArguments, process_device: str | None = None):
     from rewardkit.scorers.load import load_reward_model
 
-    return load_reward_model(args.model, kind=args.kind, gguf_file=args.gguf_file, dtype=args.torch_dtype,
-                             attn_implementation=args.attn_implementation,
-                             device_map=args.device_map or process_device,
-                             trust_remote_code=args.trust_remote_code, template_name=args.template_name,
-                             max_length=args.max_length, batch_tokens=args.batch_tokens, mode=args.mode,
-                             max_new_tokens=args.max_new_tokens)
+    return load_reward_model(
+        args.model,
+        kind=args.kind,
+        gguf_file=args.gguf_file,
+        dtype=args.torch_dtype,
+        attn_implementation=args.attn_implementation,
+        device_map=args.device_map or process_device,
+        trust_remote_code=args.trust_remote_code,
+        template_name=args.template_name,
+        max_length=args.max_length,
+        batch_tokens=args.batch_tokens,
+        mode=args.mode,
+        max_new_tokens=args.max_new_tokens,
+    )
 
 
 def _prepare_outputs(output: Path, bad_output: Path, resume: bool) -> int:
     """Input rows already done (0 for a fresh run); refuses to overwrite without --resume."""
     if not resume:
         if output.is_file() and output.stat().st_size > 0:
-            raise RewardkitError(f"--output {output} exists and is not empty; pass --resume to continue it "
-                                 "or choose another --output")
+            raise RewardkitError(
+                f"--output {output} exists and is not empty; pass --resume to continue it "
+                "or choose another --output"
+            )
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_bytes(b"")
         bad_output.unlink(missing_ok=True)
@@ -266,14 +328,19 @@ def _parse(path: str, lineno: int, raw: Any) -> _Item | RewardkitError:
         if isinstance(row, list):
             return _Item("conversation", {"messages": row}, messages=_conversation(row, source, "messages"))
         if "messages" in row:
-            return _Item("conversation", dict(row), messages=_conversation(row["messages"], source, "messages"))
+            return _Item(
+                "conversation", dict(row), messages=_conversation(row["messages"], source, "messages")
+            )
         if "response" in row:
             return _Item("conversation", dict(row), messages=_prompt_response(row, source))
         if PAIR_KEYS & row.keys():
-            return _Item("pair", dict(row), pair=normalize_row(row, source=source, fmt=detect_format(row, source)))
+            return _Item(
+                "pair", dict(row), pair=normalize_row(row, source=source, fmt=detect_format(row, source))
+            )
         keys = ", ".join(sorted(row)) or "none"
-        return DataError(f"row matches no accepted layout (its keys: {keys}); accepted: {ACCEPTED}", path=path,
-                         line=lineno)
+        return DataError(
+            f"row matches no accepted layout (its keys: {keys}); accepted: {ACCEPTED}", path=path, line=lineno
+        )
     except RewardkitError as e:
         return e
 
@@ -286,11 +353,15 @@ def _decode(raw: Any, path: str, lineno: int) -> Any:
     except UnicodeDecodeError:
         raise DataError("not UTF-8 text", path=path, line=lineno) from None
     except json.JSONDecodeError as e:
-        raise DataError(f"malformed JSON: {e.msg} (column {e.colno}); accepted: {ACCEPTED}", path=path,
-                        line=lineno) from None
+        raise DataError(
+            f"malformed JSON: {e.msg} (column {e.colno}); accepted: {ACCEPTED}", path=path, line=lineno
+        ) from None
     if not isinstance(row, (dict, list)):
-        raise DataError(f"expected a JSON object or array, got {type(row).__name__}; accepted: {ACCEPTED}",
-                        path=path, line=lineno)
+        raise DataError(
+            f"expected a JSON object or array, got {type(row).__name__}; accepted: {ACCEPTED}",
+            path=path,
+            line=lineno,
+        )
     return row
 
 
@@ -303,7 +374,9 @@ def _messages(value: Any, source: str, name: str) -> list[dict]:
     from rewardkit.data.formats import ROLES
 
     if not isinstance(value, list) or not value:
-        raise DataError(f"expected a non-empty list of messages; accepted: {ACCEPTED}", **_where(source, name))
+        raise DataError(
+            f"expected a non-empty list of messages; accepted: {ACCEPTED}", **_where(source, name)
+        )
     messages = []
     for i, m in enumerate(value):
         role = m.get("role", m.get("from")) if isinstance(m, Mapping) else None
@@ -319,7 +392,9 @@ def _conversation(value: Any, source: str, name: str) -> list[dict]:
     messages = _messages(value, source, name)
     if messages[-1]["role"] != "assistant":
         ends = messages[-1]["role"]
-        raise DataError(f"must end with the assistant answer to score, ends with {ends}", **_where(source, name))
+        raise DataError(
+            f"must end with the assistant answer to score, ends with {ends}", **_where(source, name)
+        )
     return messages
 
 
@@ -362,23 +437,18 @@ def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
 
 
 def _pair_scores(rm, pairs: list) -> tuple[list, list]:
-    """Both sides' `Score`s (with prefix sharing where the model offers it), or bare floats for judges."""
-    prompts = [p.prompt_messages() for p in pairs]
-    chosen, rejected = [p.chosen for p in pairs], [p.rejected for p in pairs]
-    if hasattr(rm, "score_pairs_detailed"):
-        return rm.score_pairs_detailed(prompts, chosen, rejected)
-    if getattr(rm, "kind", "") == "generative" and getattr(rm, "mode", "") != "pointwise":
-        # pairwise verdicts: P(chosen beats rejected) and its complement, no token counts
-        return rm.score_pairs(prompts, chosen, rejected)
-    scores = rm.score_detailed([p.chosen_messages() for p in pairs] + [p.rejected_messages() for p in pairs])
-    return scores[: len(pairs)], scores[len(pairs) :]
+    """Both sides' `Score`s, each pair scored as a group of two (prefix sharing, or a judge's verdicts)."""
+    return rm.score_pairs_detailed(
+        [p.prompt_messages() for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+    )
 
 
 def _fields(score, suffix: str, normalize: bool) -> dict:
-    if isinstance(score, (int, float)):
-        return {f"score{suffix}": float(score)}
-    out = {f"score{suffix}": score.score, f"num_tokens{suffix}": score.num_tokens,
-           f"truncated{suffix}": score.truncated}
+    out = {
+        f"score{suffix}": score.score,
+        f"num_tokens{suffix}": score.num_tokens,
+        f"truncated{suffix}": score.truncated,
+    }
     if normalize and score.normalized is not None:
         out[f"normalized{suffix}"] = score.normalized
     if score.sub_scores:

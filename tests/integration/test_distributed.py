@@ -21,31 +21,61 @@ import torch
 from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 
 from rewardkit.cli import main
+from rewardkit.core.batching import pad_rows
+from rewardkit.core.rewards import sequence_rewards
 from rewardkit.data.tokenize import encode
 from rewardkit.errors import RewardkitError
-from rewardkit.modeling import sequence_rewards
-from rewardkit.train.collator import pad_rows
 from rewardkit.train.export import export_model, gather_full_state_dict
-from rewardkit.train.model import apply_lora
+from rewardkit.train.lora import apply_lora
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs"
 BIN = Path(sys.executable).parent
-ACCELERATE_CONFIGS = ["accelerate_ddp_cpu.yaml", "accelerate_multi_gpu.yaml", "accelerate_multi_node.yaml",
-                      "accelerate_fsdp.yaml"]
+ACCELERATE_CONFIGS = [
+    "accelerate_ddp_cpu.yaml",
+    "accelerate_multi_gpu.yaml",
+    "accelerate_multi_node.yaml",
+    "accelerate_fsdp.yaml",
+]
 DEEPSPEED_CONFIGS = {"deepspeed_zero2.json": 2, "deepspeed_zero3.json": 3}
 
 # 20 pairs -> 16 train + 4 validation; 4 steps of a global batch of 4 pairs = exactly one epoch.
-TRAIN_FLAGS = ["--validation_split_percentage", "20", "--max_steps", "4", "--per_device_eval_batch_size", "4",
-               "--use_peft", "true", "--lora_rank", "4", "--lora_dropout", "0", "--export", "both",
-               "--optim", "sgd", "--learning_rate", "0.05", "--max_length", "1024", "--logging_steps", "1",
-               "--save_strategy", "no", "--report_to", "none", "--seed", "0"]
+TRAIN_FLAGS = [
+    "--validation_split_percentage",
+    "20",
+    "--max_steps",
+    "4",
+    "--per_device_eval_batch_size",
+    "4",
+    "--use_peft",
+    "true",
+    "--lora_rank",
+    "4",
+    "--lora_dropout",
+    "0",
+    "--export",
+    "both",
+    "--optim",
+    "sgd",
+    "--learning_rate",
+    "0.05",
+    "--max_length",
+    "1024",
+    "--logging_steps",
+    "1",
+    "--save_strategy",
+    "no",
+    "--report_to",
+    "none",
+    "--seed",
+    "0",
+]
 
 # accelerate pairs DeepSpeed only with an accelerator (on a CPU-only machine its backend detection
 # finds none and reports one process), so this test-only driver makes it choose gloo, as DeepSpeed's
 # own CPU accelerator does. It also skips DeepSpeed's shared-memory allreduce, a C++ op compiled on
 # first use (minutes); gloo alone is enough for two tiny processes.
-DEEPSPEED_CPU_DRIVER = '''
+DEEPSPEED_CPU_DRIVER = """
 import sys
 
 import deepspeed.ops
@@ -59,7 +89,7 @@ PartialState._prepare_backend = lambda self, cpu=False, sagemaker_dp=False, back
 from rewardkit.cli import main
 
 sys.exit(main(sys.argv[1:]))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +100,28 @@ def scale_out_inputs(tmp_path_factory):
     make_tiny_llama(tokenizer).save_pretrained(root / "tiny-llama")
     tokenizer.save_pretrained(root / "tiny-llama")
     write_synthetic_pairs(root / "train.jsonl", 20)
-    flags = ["--model_name_or_path", str(root / "tiny-llama"), "--train_file_dir", str(root / "train.jsonl"),
-             *TRAIN_FLAGS]
-    assert main(["train", *flags, "--per_device_train_batch_size", "4", "--use_cpu", "true",
-                 "--output_dir", str(root / "one-process")]) == 0
+    flags = [
+        "--model_name_or_path",
+        str(root / "tiny-llama"),
+        "--train_file_dir",
+        str(root / "train.jsonl"),
+        *TRAIN_FLAGS,
+    ]
+    assert (
+        main(
+            [
+                "train",
+                *flags,
+                "--per_device_train_batch_size",
+                "4",
+                "--use_cpu",
+                "true",
+                "--output_dir",
+                str(root / "one-process"),
+            ]
+        )
+        == 0
+    )
     return SimpleNamespace(root=root, flags=flags, reference=root / "one-process")
 
 
@@ -81,10 +129,16 @@ def _launch(command: list[str], cwd: Path, timeout: int = 300) -> None:
     import rewardkit
 
     here = str(Path(rewardkit.__file__).resolve().parents[1])  # the workers import the rewardkit under test
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
-               OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        CUDA_VISIBLE_DEVICES="",
+    )
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command[:6])} ... failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(command[:6])} ... failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
 
 
 def _assert_same_training(run: Path, reference: Path) -> None:
@@ -115,9 +169,25 @@ def _assert_same_training(run: Path, reference: Path) -> None:
 def test_ddp_two_cpu_processes_train_like_one(scale_out_inputs, tmp_path):
     """`accelerate launch` with the CPU DDP config: both ranks step together, rank 0 alone writes."""
     out = tmp_path / "ddp"
-    _launch([str(BIN / "accelerate"), "launch", "--config_file", str(CONFIGS / "accelerate_ddp_cpu.yaml"),
-             "-m", "rewardkit.cli", "train", *scale_out_inputs.flags, "--per_device_train_batch_size", "2",
-             "--use_cpu", "true", "--output_dir", str(out)], cwd=tmp_path)
+    _launch(
+        [
+            str(BIN / "accelerate"),
+            "launch",
+            "--config_file",
+            str(CONFIGS / "accelerate_ddp_cpu.yaml"),
+            "-m",
+            "rewardkit.cli",
+            "train",
+            *scale_out_inputs.flags,
+            "--per_device_train_batch_size",
+            "2",
+            "--use_cpu",
+            "true",
+            "--output_dir",
+            str(out),
+        ],
+        cwd=tmp_path,
+    )
     _assert_same_training(out, scale_out_inputs.reference)
 
 
@@ -128,14 +198,31 @@ def test_deepspeed_zero3_lora_export_keeps_trained_head(scale_out_inputs, tmp_pa
     driver = tmp_path / "deepspeed_cpu_driver.py"
     driver.write_text(DEEPSPEED_CPU_DRIVER)
     out = tmp_path / "zero3"
-    _launch([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(driver), "train",
-             *scale_out_inputs.flags, "--per_device_train_batch_size", "2",
-             "--deepspeed", str(CONFIGS / "deepspeed_zero3.json"), "--output_dir", str(out)], cwd=tmp_path)
+    _launch(
+        [
+            str(BIN / "torchrun"),
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(driver),
+            "train",
+            *scale_out_inputs.flags,
+            "--per_device_train_batch_size",
+            "2",
+            "--deepspeed",
+            str(CONFIGS / "deepspeed_zero3.json"),
+            "--output_dir",
+            str(out),
+        ],
+        cwd=tmp_path,
+    )
     _assert_same_training(out, scale_out_inputs.reference)
 
 
 def _trained_lora(tokenizer):
-    model = apply_lora(make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+    model = apply_lora(
+        make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0
+    )
     torch.manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
@@ -152,14 +239,21 @@ def test_export_from_gathered_weights_restores_head_exactly(tmp_path):
 
     tok = make_char_tokenizer()
     model = _trained_lora(tok)
-    batch = pad_rows([encode(tok, [{"role": "user", "content": t}, {"role": "assistant", "content": t[::-1]}])
-                      for t in ("Hi", "What is 2+2?", "a b c")], tok.pad_token_id)
+    batch = pad_rows(
+        [
+            encode(tok, [{"role": "user", "content": t}, {"role": "assistant", "content": t[::-1]}])
+            for t in ("Hi", "What is 2+2?", "a b c")
+        ],
+        tok.pad_token_id,
+    )
     with torch.no_grad():
         before = sequence_rewards(model, *batch)
     full = {key: value.clone() for key, value in model.state_dict().items()}  # what the gather returns
     for p in model.parameters():
         p.data = torch.empty(0, dtype=p.dtype)  # what ZeRO-3 leaves on each rank outside a forward
-    export_model(model, tok, tmp_path / "out", mode="both", state_dict=full, reward_stats={"reward_mean": 0.5})
+    export_model(
+        model, tok, tmp_path / "out", mode="both", state_dict=full, reward_stats={"reward_mean": 0.5}
+    )
 
     head = full["base_model.model.score.modules_to_save.default.weight"]
     assert torch.equal(load_file(tmp_path / "out" / "model.safetensors")["score.weight"], head)
@@ -194,11 +288,18 @@ class FakeAccelerator:
         return {"w": torch.ones(1)}
 
 
-@pytest.mark.parametrize("kind, zero_stage, gathers", [
-    ("NO", None, False), ("MULTI_GPU", None, False), ("MULTI_CPU", None, False),  # whole weights on rank 0
-    ("DEEPSPEED", 1, False), ("DEEPSPEED", 2, False),  # ZeRO-1/2 shard optimizer state and gradients only
-    ("DEEPSPEED", 3, True), ("FSDP", None, True),
-])
+@pytest.mark.parametrize(
+    "kind, zero_stage, gathers",
+    [
+        ("NO", None, False),
+        ("MULTI_GPU", None, False),
+        ("MULTI_CPU", None, False),  # whole weights on rank 0
+        ("DEEPSPEED", 1, False),
+        ("DEEPSPEED", 2, False),  # ZeRO-1/2 shard optimizer state and gradients only
+        ("DEEPSPEED", 3, True),
+        ("FSDP", None, True),
+    ],
+)
 def test_gather_full_state_dict_only_for_sharded_weights(kind, zero_stage, gathers):
     accelerator = FakeAccelerator(kind, zero_stage)
     result = gather_full_state_dict(accelerator, "engine")
@@ -221,7 +322,9 @@ def _launch_args(name: str, monkeypatch):
 
     load_config_from_file(str(CONFIGS / name))  # rejects unknown keys
     monkeypatch.setattr(launch_utils, "is_port_in_use", lambda port: False)  # other jobs may hold 29500
-    args = launch_command_parser().parse_args(["--config_file", str(CONFIGS / name), "-m", "rewardkit.cli", "train"])
+    args = launch_command_parser().parse_args(
+        ["--config_file", str(CONFIGS / name), "-m", "rewardkit.cli", "train"]
+    )
     args, _, _ = _validate_launch_command(args)
     return args, launch_utils.prepare_multi_gpu_env(args)
 
@@ -242,7 +345,9 @@ def test_accelerate_config_resolves(name, monkeypatch):
         assert args.rdzv_endpoint == "10.0.0.1:29500"  # node 0's address, where every node meets
     else:
         assert args.use_fsdp and env["FSDP_VERSION"] == "2" and env["ACCELERATE_MIXED_PRECISION"] == "bf16"
-        with mock.patch.dict(os.environ, env, clear=True):  # the plugin reads (and writes) the workers' environment
+        with mock.patch.dict(
+            os.environ, env, clear=True
+        ):  # the plugin reads (and writes) the workers' environment
             plugin = FullyShardedDataParallelPlugin()
         assert plugin.fsdp_version == 2 and plugin.reshard_after_forward is True
         assert plugin.auto_wrap_policy.__name__ == "transformer_auto_wrap_policy"
@@ -255,8 +360,12 @@ def test_deepspeed_config_leaves_the_trainer_flags_in_charge(name):
     config = json.loads((CONFIGS / name).read_text())
     zero = config["zero_optimization"]
     assert zero["stage"] == DEEPSPEED_CONFIGS[name]
-    for key in ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps",
-                "gradient_clipping"):
+    for key in (
+        "train_batch_size",
+        "train_micro_batch_size_per_gpu",
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+    ):
         assert config[key] == "auto", key
     assert config["bf16"]["enabled"] == config["fp16"]["enabled"] == "auto"
     assert zero["reduce_bucket_size"] == "auto"
@@ -273,8 +382,14 @@ def test_deepspeed_config_accepted_by_transformers_and_deepspeed(name, tmp_path)
     from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled, unset_hf_deepspeed_config
 
     try:
-        args = TrainingArguments(str(tmp_path), deepspeed=str(CONFIGS / name), per_device_train_batch_size=2,
-                                 gradient_accumulation_steps=4, max_grad_norm=0.5, report_to="none")
+        args = TrainingArguments(
+            str(tmp_path),
+            deepspeed=str(CONFIGS / name),
+            per_device_train_batch_size=2,
+            gradient_accumulation_steps=4,
+            max_grad_norm=0.5,
+            report_to="none",
+        )
         hf_config = args.hf_deepspeed_config
         assert is_deepspeed_zero3_enabled() == (DEEPSPEED_CONFIGS[name] == 3)
         hf_config.trainer_config_finalize(args, SimpleNamespace(config=LlamaConfig(hidden_size=64)), 10)
@@ -289,19 +404,51 @@ def test_deepspeed_config_accepted_by_transformers_and_deepspeed(name, tmp_path)
 @pytest.mark.slow
 def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_path):
     """`accelerate launch ... score`: two processes share each chunk; one output, in input order, bad rows kept."""
-    rows = [json.dumps([{"role": "user", "content": f"Q{i}" * (i % 4 + 1)},
-                        {"role": "assistant", "content": "A" * (3 * i + 1)}]) for i in range(7)]
-    rows[3] = '{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go"}'
+    rows = [
+        json.dumps(
+            [
+                {"role": "user", "content": f"Q{i}" * (i % 4 + 1)},
+                {"role": "assistant", "content": "A" * (3 * i + 1)},
+            ]
+        )
+        for i in range(7)
+    ]
+    rows[3] = (
+        '{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go"}'
+    )
     rows[5] = "{not json"
     (tmp_path / "in.jsonl").write_text("\n".join(rows) + "\n")
-    flags = ["score", "--model", str(scale_out_inputs.root / "tiny-llama"), "--input", str(tmp_path / "in.jsonl"),
-             "--chunk_size", "3", "--skip_bad_lines", "true"]  # chunks of 3 rows: shares of 2 and 1, or 1 and 1
+    flags = [
+        "score",
+        "--model",
+        str(scale_out_inputs.root / "tiny-llama"),
+        "--input",
+        str(tmp_path / "in.jsonl"),
+        "--chunk_size",
+        "3",
+        "--skip_bad_lines",
+        "true",
+    ]  # chunks of 3 rows: shares of 2 and 1, or 1 and 1
     assert main([*flags, "--output", str(tmp_path / "one.jsonl")]) == 0
-    _launch([str(BIN / "accelerate"), "launch", "--config_file", str(CONFIGS / "accelerate_ddp_cpu.yaml"),
-             "-m", "rewardkit.cli", *flags, "--output", str(tmp_path / "two.jsonl")], cwd=tmp_path)
+    _launch(
+        [
+            str(BIN / "accelerate"),
+            "launch",
+            "--config_file",
+            str(CONFIGS / "accelerate_ddp_cpu.yaml"),
+            "-m",
+            "rewardkit.cli",
+            *flags,
+            "--output",
+            str(tmp_path / "two.jsonl"),
+        ],
+        cwd=tmp_path,
+    )
 
-    one, two = ([json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-                for name in ("one", "two"))
+    one, two = (
+        [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
+        for name in ("one", "two")
+    )
     assert len(two) == 6 and [set(r) for r in two] == [set(r) for r in one]
     for got, want in zip(two, one):
         for key, value in want.items():

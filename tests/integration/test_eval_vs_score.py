@@ -13,8 +13,22 @@ def test_eval_accuracy_equals_hand_count_from_score_output(tmp_path, tiny_llama_
     assert main(["score", "--model", str(tiny_llama_dir), "--input", str(DATA), "--output", str(scored)]) == 0
     rows = [json.loads(line) for line in scored.read_text().splitlines()]
     wins = sum(r["score_chosen"] > r["score_rejected"] for r in rows)
-    assert main(["eval", "--model", str(tiny_llama_dir), "--data", str(DATA), "--output_dir", str(tmp_path / "ev"),
-                 "--n_boot", "0"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tiny_llama_dir),
+                "--data",
+                str(DATA),
+                "--output_dir",
+                str(tmp_path / "ev"),
+                "--n_boot",
+                "0",
+            ]
+        )
+        == 0
+    )
     results = json.loads((tmp_path / "ev" / "results.json").read_text())
     assert results["summary"]["n_items"] == len(rows)
     assert results["summary"]["accuracy"]["value"] == wins / len(rows)

@@ -34,9 +34,15 @@ def tiny_causal_dir(tmp_path, char_tokenizer):
 
     torch.manual_seed(0)
     cfg = LlamaConfig(
-        vocab_size=len(char_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-        pad_token_id=char_tokenizer.pad_token_id, bos_token_id=char_tokenizer.bos_token_id,
+        vocab_size=len(char_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        pad_token_id=char_tokenizer.pad_token_id,
+        bos_token_id=char_tokenizer.bos_token_id,
         eos_token_id=char_tokenizer.eos_token_id,
     )
     LlamaForCausalLM(cfg).save_pretrained(tmp_path / "tiny")
@@ -57,8 +63,13 @@ def test_tiny_judge_swaps_orders_and_counts(tiny_causal_dir, monkeypatch):
     assert judge.score_pairs([QUESTION], [GOOD], [BAD]) == ([1.0], [0.0])
     assert judge.score_pairs([QUESTION], [GOOD], [BAD]) == ([0.75], [0.25])
     assert judge.stats() == {
-        "judgments": 6, "parse_failures": 1, "pairs": 3, "order_consistent": 1, "order_inconsistent": 1,
-        "parse_failure_rate": 1 / 6, "order_consistency_rate": 1 / 3,
+        "judgments": 6,
+        "parse_failures": 1,
+        "pairs": 3,
+        "order_consistent": 1,
+        "order_inconsistent": 1,
+        "parse_failure_rate": 1 / 6,
+        "order_consistency_rate": 1 / 3,
     }
     with pytest.raises(RewardkitError, match="mode='pointwise' or mode='logprob'"):
         judge.score_detailed([rated(GOOD)])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rewardkit.core.packing import supports_packing
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.loss import bradley_terry_loss
-from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards, supports_packing
+from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.trainer import stacked_pair_rewards
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,8 @@ def _max_diffs(model, features, pad_token_id):
 
 @pytest.mark.parametrize("use_lora", [False, True], ids=["full", "lora"])
 def test_packed_equals_stacked_smollm2(smollm2_dir, smollm2_rows, use_lora):
-    from rewardkit.train.model import apply_lora, ensure_pad_token, load_sequence_classifier
+    from rewardkit.core.loading import ensure_pad_token, load_sequence_classifier
+    from rewardkit.train.lora import apply_lora
 
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     tokenizer, rows = smollm2_rows
@@ -66,7 +68,9 @@ def test_packed_equals_stacked_smollm2(smollm2_dir, smollm2_rows, use_lora):
     model.train()
     assert supports_packing(model)
     reward_diff, grad_diff, grad_scale = _max_diffs(model, rows, tokenizer.pad_token_id)
-    print(f"\nSmolLM2 {'LoRA' if use_lora else 'full'}: max |Δreward| {reward_diff:.2e}, "
-          f"max |Δgrad| {grad_diff:.2e} (largest gradient {grad_scale:.2e})")
+    print(
+        f"\nSmolLM2 {'LoRA' if use_lora else 'full'}: max |Δreward| {reward_diff:.2e}, "
+        f"max |Δgrad| {grad_diff:.2e} (largest gradient {grad_scale:.2e})"
+    )
     assert reward_diff < 1e-5
     assert grad_diff < 1e-5

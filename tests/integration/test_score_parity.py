@@ -15,7 +15,6 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardkit.data.formats import SkipRow, normalize_row
 from rewardkit.scorers.load import load_reward_model
-from rewardkit.scorers.prefix import enable_prefix_sharing
 from rewardkit.scoring import ScoreArguments, run_score
 
 pytestmark = pytest.mark.slow
@@ -140,7 +139,7 @@ def test_conversations_equal_seed(tmp_path, case, batch_rows, pad_side):
 @pytest.mark.parametrize("batch_rows", [1, 3, 16])
 def test_pairs_with_prefix_sharing_equal_seed(tmp_path, case, batch_rows):
     folder, hh, seed = case
-    rm = enable_prefix_sharing(load_reward_model(str(folder)))
+    rm = load_reward_model(str(folder))
     assert rm.prefix_sharing
     rm.max_batch_rows = batch_rows
     out = _run(tmp_path, folder, [row for row, _ in hh], rm)

@@ -8,8 +8,10 @@ from fastapi.testclient import TestClient
 from rewardkit.scorers.load import load_reward_model
 from rewardkit.serve.app import create_app
 
-CONVS = [[{"role": "user", "content": "q" * (i % 7 + 1)}, {"role": "assistant", "content": "a" * (i * 3 % 11 + 1)}]
-         for i in range(24)]
+CONVS = [
+    [{"role": "user", "content": "q" * (i % 7 + 1)}, {"role": "assistant", "content": "a" * (i * 3 % 11 + 1)}]
+    for i in range(24)
+]
 
 
 def test_concurrent_requests_get_their_own_scores(tiny_llama_dir):
@@ -17,6 +19,7 @@ def test_concurrent_requests_get_their_own_scores(tiny_llama_dir):
     alone = rm.score(CONVS)
     app = create_app(rm, max_wait_ms=20, max_batch_items=16)
     with TestClient(app) as client:
+
         def call(i):
             return client.post("/score", json={"conversations": CONVS[i : i + 3]}).json()
 

@@ -8,19 +8,26 @@ from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardkit.cli import main
+from rewardkit.core.batching import pad_rows
+from rewardkit.core.rewards import sequence_rewards
 from rewardkit.data.tokenize import encode, install_chat_template
-from rewardkit.modeling import sequence_rewards
 from rewardkit.scorers.load import load_reward_model
-from rewardkit.train.collator import pad_rows
 from rewardkit.train.export import export_model
-from rewardkit.train.model import apply_lora
+from rewardkit.train.lora import apply_lora
 
 CONVS = [
     [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": "4"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-     {"role": "assistant", "content": "Hello there, how can I help?"}],
-    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"},
-     {"role": "assistant", "content": "d"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello there, how can I help?"},
+    ],
+    [
+        {"role": "user", "content": "a"},
+        {"role": "assistant", "content": "b"},
+        {"role": "user", "content": "c"},
+        {"role": "assistant", "content": "d"},
+    ],
 ]
 
 
@@ -37,7 +44,9 @@ def seed_snippet_scores(folder):
 
 
 def _perturbed_lora(tokenizer):
-    model = apply_lora(make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+    model = apply_lora(
+        make_tiny_llama(tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0
+    )
     torch.manual_seed(1)
     with torch.no_grad():
         for p in model.parameters():
@@ -54,9 +63,15 @@ def test_merged_export_roundtrip_equals_seed_snippet(tmp_path, template):
     rows = [encode(tok, c) for c in CONVS]
     with torch.no_grad():
         before = sequence_rewards(model, *pad_rows(rows, tok.pad_token_id)).tolist()
-    export_model(model, tok, tmp_path / "out", mode="merged", reward_stats={"reward_mean": 0.5, "reward_std": 2.0})
+    export_model(
+        model, tok, tmp_path / "out", mode="merged", reward_stats={"reward_mean": 0.5, "reward_std": 2.0}
+    )
     config = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert len(config["id2label"]) == 1 and config["pad_token_id"] == tok.pad_token_id and config["reward_mean"] == 0.5
+    assert (
+        len(config["id2label"]) == 1
+        and config["pad_token_id"] == tok.pad_token_id
+        and config["reward_mean"] == 0.5
+    )
     assert (tmp_path / "out" / "model.safetensors").is_file()
     assert not list((tmp_path / "out").glob("*.bin"))
     snippet = seed_snippet_scores(tmp_path / "out")
@@ -89,11 +104,37 @@ def test_adapter_export_keeps_trained_head(tmp_path):
 def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
     write_synthetic_pairs(tmp_path / "train.jsonl", 24, 0)
     out = tmp_path / "rm"
-    code = main(["train", "--model_name_or_path", str(tiny_llama_dir), "--train_file_dir", str(tmp_path / "train.jsonl"),
-                 "--validation_split_percentage", "25", "--output_dir", str(out), "--max_steps", "3",
-                 "--per_device_train_batch_size", "2", "--per_device_eval_batch_size", "4", "--report_to", "none",
-                 "--use_peft", use_peft, "--max_length", "1024", "--logging_steps", "1", "--save_strategy", "no",
-                 "--use_cpu", "true"])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(tiny_llama_dir),
+            "--train_file_dir",
+            str(tmp_path / "train.jsonl"),
+            "--validation_split_percentage",
+            "25",
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "3",
+            "--per_device_train_batch_size",
+            "2",
+            "--per_device_eval_batch_size",
+            "4",
+            "--report_to",
+            "none",
+            "--use_peft",
+            use_peft,
+            "--max_length",
+            "1024",
+            "--logging_steps",
+            "1",
+            "--save_strategy",
+            "no",
+            "--use_cpu",
+            "true",
+        ]
+    )
     assert code == 0
     metrics = json.loads((out / "rewardkit_metrics.json").read_text())
     assert metrics["train"]["train_samples"] == 18 and metrics["eval"]["eval_samples"] == 6

@@ -16,18 +16,40 @@ def test_top_level_help_lists_every_command(capsys):
     assert set(COMMANDS) == {"train", "score", "eval", "serve", "demo"}
 
 
-@pytest.mark.parametrize("command, flags", [
-    ("train", ["--model_name_or_path", "--train_file_dir", "--use_peft", "--template_name", "--learning_rate",
-               "--center_rewards_coefficient", "--gguf_file", "--export", "--packing"]),
-    ("score", ["--model", "--input", "--output", "--resume", "--skip_bad_lines", "--kind"]),
-    ("eval", ["--model", "--data", "--sections", "--baseline_scores", "--n_boot"]),
-    ("serve", ["--model", "--host", "--port", "--api_key", "--max_batch_tokens", "--max_wait_ms", "--backend"]),
-    ("demo", ["--output_dir", "--n_train", "--use_peft"]),
-])
+@pytest.mark.parametrize(
+    "command, flags",
+    [
+        (
+            "train",
+            [
+                "--model_name_or_path",
+                "--train_file_dir",
+                "--use_peft",
+                "--template_name",
+                "--learning_rate",
+                "--center_rewards_coefficient",
+                "--gguf_file",
+                "--export",
+                "--packing",
+            ],
+        ),
+        ("score", ["--model", "--input", "--output", "--resume", "--skip_bad_lines", "--kind"]),
+        ("eval", ["--model", "--data", "--sections", "--baseline_scores", "--n_boot"]),
+        (
+            "serve",
+            ["--model", "--host", "--port", "--api_key", "--max_batch_tokens", "--max_wait_ms", "--backend"],
+        ),
+        ("demo", ["--output_dir", "--n_train", "--use_peft"]),
+    ],
+)
 def test_subcommand_help(command, flags):
     """Through the installed console script, as a user runs it."""
-    proc = subprocess.run([sys.executable, "-m", "rewardkit.cli", command, "--help"], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rewardkit.cli", command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     for flag in flags:
         assert flag in proc.stdout
@@ -50,24 +72,67 @@ def test_unknown_flag_is_reported(capsys, tmp_path):
 
 
 def test_bad_data_path_is_one_line_error(capsys, tiny_llama_dir, tmp_path):
-    code = main(["train", "--model_name_or_path", str(tiny_llama_dir), "--train_file_dir", str(tmp_path / "none.jsonl"),
-                 "--output_dir", str(tmp_path / "o"), "--report_to", "none"])
+    code = main(
+        [
+            "train",
+            "--model_name_or_path",
+            str(tiny_llama_dir),
+            "--train_file_dir",
+            str(tmp_path / "none.jsonl"),
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--report_to",
+            "none",
+        ]
+    )
     assert code == 2
     err = [line for line in capsys.readouterr().err.splitlines() if "rewardkit" in line]
     assert len(err) == 1 and "none.jsonl: no such file" in err[0]
 
 
 def test_legacy_medicalgpt_flags_are_translated():
-    argv = ["--overwrite_output_dir", "--evaluation_strategy", "steps", "--group_by_length", "True",
-            "--do_train", "--fp16", "false", "--overwrite_output_dir", "true", "--logging_steps", "5"]
-    assert translate_legacy_args(argv) == ["--eval_strategy", "steps", "--train_sampling_strategy", "group_by_length",
-                                           "--do_train", "--fp16", "false", "--logging_steps", "5"]
+    argv = [
+        "--overwrite_output_dir",
+        "--evaluation_strategy",
+        "steps",
+        "--group_by_length",
+        "True",
+        "--do_train",
+        "--fp16",
+        "false",
+        "--overwrite_output_dir",
+        "true",
+        "--logging_steps",
+        "5",
+    ]
+    assert translate_legacy_args(argv) == [
+        "--eval_strategy",
+        "steps",
+        "--train_sampling_strategy",
+        "group_by_length",
+        "--do_train",
+        "--fp16",
+        "false",
+        "--logging_steps",
+        "5",
+    ]
 
 
 def test_config_file_then_overrides(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"model_name_or_path": "m", "learning_rate": 0.001, "use_peft": False}, sort_keys=False))
-    assert config_to_argv(str(cfg)) == ["--model_name_or_path", "m", "--learning_rate", "0.001", "--use_peft", "False"]
+    cfg.write_text(
+        yaml.safe_dump(
+            {"model_name_or_path": "m", "learning_rate": 0.001, "use_peft": False}, sort_keys=False
+        )
+    )
+    assert config_to_argv(str(cfg)) == [
+        "--model_name_or_path",
+        "m",
+        "--learning_rate",
+        "0.001",
+        "--use_peft",
+        "False",
+    ]
     assert expand_config(["--config", str(cfg), "--learning_rate", "0.1"])[-2:] == ["--learning_rate", "0.1"]
     assert expand_config([str(cfg)])[:2] == ["--model_name_or_path", "m"]
 

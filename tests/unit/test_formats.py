@@ -73,7 +73,9 @@ def test_trl_strings_keep_unknown_columns_in_extra():
     src = str(DATA / "trl.jsonl")
     assert read("trl.jsonl") == [
         PreferencePair([U("2+2?")], "4", "5", source=f"{src}:1"),
-        PreferencePair([U("Capital of France?")], "Paris", "Lyon", margin=0.5, source=f"{src}:2", extra={"id": "q2"}),
+        PreferencePair(
+            [U("Capital of France?")], "Paris", "Lyon", margin=0.5, source=f"{src}:2", extra={"id": "q2"}
+        ),
     ]
 
 
@@ -82,7 +84,11 @@ def test_trl_messages_shared_answer_turns_join_the_prompt():
     assert read("trl_messages.jsonl") == [
         PreferencePair([U("Hi")], "Hello!", "Go away.", system="Be brief.", source=f"{src}:1"),
         PreferencePair(
-            [U("Weather?"), A("Checking."), U("And?")], "Sunny.", "No idea.", subset="multi", source=f"{src}:2"
+            [U("Weather?"), A("Checking."), U("And?")],
+            "Sunny.",
+            "No idea.",
+            subset="multi",
+            source=f"{src}:2",
         ),
     ]
 
@@ -92,7 +98,11 @@ def test_trl_implicit_prompt_is_the_shared_prefix():
     assert read("trl_implicit.jsonl") == [
         PreferencePair([U("Hi")], "Hello!", "What?", source=f"{src}:1"),
         PreferencePair(
-            [U("Name?"), A("Ann."), U("Age?")], "30.", "None of your business.", system="Be kind.", source=f"{src}:2"
+            [U("Name?"), A("Ann."), U("Age?")],
+            "30.",
+            "None of your business.",
+            system="Be kind.",
+            source=f"{src}:2",
         ),
     ]
 
@@ -105,10 +115,15 @@ def test_hh_transcripts_split_into_turns_and_strip_one_space():
     )
     # Only one space is layout; the second of "Assistant:  Water" is kept as written.
     assert normalize_row(rows[2], source="hh.jsonl:2") == PreferencePair(
-        [U("How do I bake bread?"), A("With flour."), U("And?")], " Water, yeast and salt.", "Buy it.", source="hh.jsonl:2"
+        [U("How do I bake bread?"), A("With flour."), U("And?")],
+        " Water, yeast and salt.",
+        "Buy it.",
+        source="hh.jsonl:2",
     )
     # Identical and empty answers are normalised here; dropping them is the loader's job.
-    assert normalize_row(rows[3], source="s:3").chosen == normalize_row(rows[3], source="s:3").rejected == "Yes."
+    assert (
+        normalize_row(rows[3], source="s:3").chosen == normalize_row(rows[3], source="s:3").rejected == "Yes."
+    )
     assert normalize_row(rows[4], source="s:4").chosen == ""
 
 
@@ -142,10 +157,14 @@ def test_nway_items_and_pairwise_rows_as_items():
     items = [normalize_item(row, source=f"n:{line}") for line, row in iter_rows(path)]
     assert items == [
         NWayItem([U("Pick a prime.")], ["7"], ["8", "9", "10"], subset="Math", source="n:1"),
-        NWayItem([U("Greet me.")], ["Hi!", "Hello!"], ["No."], system="Be nice.", subset="Ties", source="n:2"),
+        NWayItem(
+            [U("Greet me.")], ["Hi!", "Hello!"], ["No."], system="Be nice.", subset="Ties", source="n:2"
+        ),
     ]
     pair_row = {"prompt": "2+2?", "chosen": "4", "rejected": "5", "subset": "math"}
-    assert normalize_item(pair_row, source="p:1") == NWayItem([U("2+2?")], ["4"], ["5"], subset="math", source="p:1")
+    assert normalize_item(pair_row, source="p:1") == NWayItem(
+        [U("2+2?")], ["4"], ["5"], subset="math", source="p:1"
+    )
 
 
 def test_one_against_one_nway_row_is_a_pair_but_n_way_is_not():
@@ -157,7 +176,11 @@ def test_one_against_one_nway_row_is_a_pair_but_n_way_is_not():
 
 def test_shared_prefix():
     assert shared_prefix([U("a"), A("b")], [U("a"), A("c")]) == ([U("a")], "b", "c")
-    assert shared_prefix([U("a"), A("b")], [U("a"), A("b")]) == ([U("a")], "b", "b")  # identical: kept for the loader
+    assert shared_prefix([U("a"), A("b")], [U("a"), A("b")]) == (
+        [U("a")],
+        "b",
+        "b",
+    )  # identical: kept for the loader
     assert shared_prefix([U("a"), A("b")], [U("a"), A("b"), U("c"), A("d")]) is None
     assert shared_prefix([U("a"), A("b"), U("x")], [U("a"), A("b"), U("y")]) is None  # ends with a user turn
 
@@ -166,19 +189,47 @@ def test_shared_prefix():
     ("row", "field", "words"),
     [
         ({"prompt": "a", "chosen": 3, "rejected": "c"}, "chosen", "got a number"),
-        ({"prompt": "a", "chosen": ["x", {"role": "assistant"}], "rejected": "c"}, "chosen", "object and string"),
+        (
+            {"prompt": "a", "chosen": ["x", {"role": "assistant"}], "rejected": "c"},
+            "chosen",
+            "object and string",
+        ),
         ({"prompt": "a", "chosen": "b"}, "rejected", "missing"),
         ({"question": "q", "response_chosen": "a"}, "response_rejected", "missing"),
-        ({"question": "q", "response_chosen": "a", "response_rejected": "b", "history": [["x"]]}, "history[0]", "pair"),
+        (
+            {"question": "q", "response_chosen": "a", "response_rejected": "b", "history": [["x"]]},
+            "history[0]",
+            "pair",
+        ),
         ({"prompt": [U("a")], "chosen": [U("b")], "rejected": [A("c")]}, "chosen", "end with an assistant"),
-        ({"prompt": [U("a")], "chosen": [A("x"), A("b")], "rejected": [A("y"), A("c")]}, "chosen", "differ before"),
-        ({"prompt": [U("a")], "chosen": [{"role": "robot", "content": "b"}], "rejected": [A("c")]}, "chosen[0]", "role"),
-        ({"prompt": [U("a")], "chosen": [{"role": "assistant", "content": 5}], "rejected": [A("c")]}, "chosen[0]", "string"),
+        (
+            {"prompt": [U("a")], "chosen": [A("x"), A("b")], "rejected": [A("y"), A("c")]},
+            "chosen",
+            "differ before",
+        ),
+        (
+            {"prompt": [U("a")], "chosen": [{"role": "robot", "content": "b"}], "rejected": [A("c")]},
+            "chosen[0]",
+            "role",
+        ),
+        (
+            {"prompt": [U("a")], "chosen": [{"role": "assistant", "content": 5}], "rejected": [A("c")]},
+            "chosen[0]",
+            "string",
+        ),
         ({"prompt": [U("a"), S("b")], "chosen": "x", "rejected": "y"}, "prompt", "only come first"),
         ({"prompt": [A("a")], "chosen": "x", "rejected": "y"}, "prompt", "end with a user message"),
         ({"chosen": "no markers", "rejected": "x"}, "chosen", "not an HH transcript"),
-        ({"conversations": [U("a")], "chosen": "b", "rejected": {"from": "gpt", "value": "c"}}, "chosen", "one message"),
-        ({"conversations": [U("a")], "chosen": {"from": "human", "value": "b"}, "rejected": A("c")}, "chosen", "assistant"),
+        (
+            {"conversations": [U("a")], "chosen": "b", "rejected": {"from": "gpt", "value": "c"}},
+            "chosen",
+            "one message",
+        ),
+        (
+            {"conversations": [U("a")], "chosen": {"from": "human", "value": "b"}, "rejected": A("c")},
+            "chosen",
+            "assistant",
+        ),
         ({"prompt": "a", "chosen": "b", "rejected": "c", "margin": "big"}, "margin", "number"),
         ({"prompt": "a", "chosen": "b", "rejected": "c", "subset": 3}, "subset", "string"),
         ({"prompt": [S("x"), U("a")], "chosen": "b", "rejected": "c", "system": "y"}, "system", "differs"),
@@ -195,7 +246,7 @@ def test_bad_rows_name_line_and_field(row, field, words):
 
 
 def test_trl_implicit_with_more_than_one_answer_turn_is_an_error():
-    (line, row), = iter_rows(DATA / "trl_implicit_bad.jsonl")
+    ((line, row),) = iter_rows(DATA / "trl_implicit_bad.jsonl")
     with pytest.raises(DataError, match=r"x.jsonl:1: field 'chosen': after their shared leading turns"):
         normalize_row(row, source=f"x.jsonl:{line}")
 
@@ -205,5 +256,14 @@ def test_unknown_format_lists_the_accepted_ones():
         detect_format({"instruction": "hi", "output": "yo"}, "f.jsonl:3")
     message = str(err.value)
     assert message.startswith("f.jsonl:3: row matches no known format (its keys: instruction, output)")
-    for name in ("medicalgpt", "trl", "trl_implicit", "hh", "sharegpt", "nway", "response_chosen", "conversations"):
+    for name in (
+        "medicalgpt",
+        "trl",
+        "trl_implicit",
+        "hh",
+        "sharegpt",
+        "nway",
+        "response_chosen",
+        "conversations",
+    ):
         assert name in message

@@ -144,7 +144,9 @@ def test_json_lines_in_a_json_file(tmp_path):
     pairs, _ = load_pairs(path)
     assert [p.source for p in pairs] == [f"{path}:1", f"{path}:2"]
     (tmp_path / "pretty.json").write_text('{\n  "prompt": "a", "chosen": "b", "rejected": "c"\n}\n')
-    with pytest.raises(DataError, match=r"pretty.json:1: malformed JSON.*a JSON array of rows or one JSON object per line"):
+    with pytest.raises(
+        DataError, match=r"pretty.json:1: malformed JSON.*a JSON array of rows or one JSON object per line"
+    ):
         load_pairs(tmp_path / "pretty.json")
 
 
@@ -191,7 +193,11 @@ def test_parquet_sharegpt_with_mixed_message_spellings(tmp_path):
         ("bad_json.jsonl", "bad_json.jsonl:2: ", "malformed JSON"),
         ("wrong_type.jsonl", "wrong_type.jsonl:2: field 'chosen': ", "got a number"),
         ("unknown_format.jsonl", "unknown_format.jsonl:1: ", "row matches no known format"),
-        ("mixed_formats.jsonl", "mixed_formats.jsonl:2: ", "format 'hh' but the file's first row (line 1) is"),
+        (
+            "mixed_formats.jsonl",
+            "mixed_formats.jsonl:2: ",
+            "format 'hh' but the file's first row (line 1) is",
+        ),
         ("missing_field.jsonl", "missing_field.jsonl:1: field 'response_rejected': ", "missing"),
         ("trl_implicit_bad.jsonl", "trl_implicit_bad.jsonl:1: field 'chosen': ", "exactly one assistant"),
         ("empty.jsonl", "empty.jsonl: ", "file has no rows"),

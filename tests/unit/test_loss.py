@@ -29,7 +29,9 @@ def test_bt_loss_gradient_hand_derived():
     # d/dr_c [-log σ(r_c - r_r)] = -(1 - σ(0)) = -0.5
     assert chosen.grad.item() == pytest.approx(-0.5)
     assert rejected.grad.item() == pytest.approx(0.5)
-    assert math.isclose(bradley_terry_loss(torch.tensor([0.0]), torch.tensor([0.0])).item(), math.log(2), rel_tol=1e-6)
+    assert math.isclose(
+        bradley_terry_loss(torch.tensor([0.0]), torch.tensor([0.0])).item(), math.log(2), rel_tol=1e-6
+    )
 
 
 def test_metrics_tie_counts_as_wrong():

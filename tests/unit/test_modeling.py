@@ -2,8 +2,8 @@ import pytest
 import torch
 from conftest import make_tiny_bert, make_tiny_llama
 
-from rewardkit.modeling import last_token_index, position_ids_from_mask, sequence_rewards
-from rewardkit.train.collator import pad_rows
+from rewardkit.core.batching import pad_rows
+from rewardkit.core.rewards import last_token_index, position_ids_from_mask, sequence_rewards
 
 ROWS = [[1, 5, 6, 7, 8, 9, 10], [1, 11, 12], [1, 13, 14, 15, 16], [1, 17]]
 
@@ -32,7 +32,9 @@ def test_decoder_batch_size_invariance(char_tokenizer):
     model = make_tiny_llama(char_tokenizer)
     with torch.no_grad():
         full = sequence_rewards(model, *pad_rows(ROWS, 0))
-        halves = torch.cat([sequence_rewards(model, *pad_rows(ROWS[:2], 0)), sequence_rewards(model, *pad_rows(ROWS[2:], 0))])
+        halves = torch.cat(
+            [sequence_rewards(model, *pad_rows(ROWS[:2], 0)), sequence_rewards(model, *pad_rows(ROWS[2:], 0))]
+        )
     torch.testing.assert_close(full, halves, atol=1e-5, rtol=0)
 
 
@@ -52,5 +54,10 @@ def test_encoder_right_padding_batch_invariance(char_tokenizer):
     model = make_tiny_bert(char_tokenizer)
     with torch.no_grad():
         batched = sequence_rewards(model, *pad_rows(ROWS, char_tokenizer.pad_token_id, "right"))
-        single = torch.stack([sequence_rewards(model, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long))[0] for r in ROWS])
+        single = torch.stack(
+            [
+                sequence_rewards(model, torch.tensor([r]), torch.ones(1, len(r), dtype=torch.long))[0]
+                for r in ROWS
+            ]
+        )
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)

@@ -2,21 +2,21 @@ import pytest
 import torch
 from conftest import make_tiny_bert, make_tiny_llama
 
-from rewardkit.modeling import sequence_rewards
-from rewardkit.train.collator import PairwiseCollator, pad_rows
-from rewardkit.train.loss import bradley_terry_loss
-from rewardkit.train.packing import (
+from rewardkit.core.batching import pad_rows
+from rewardkit.core.packing import (
     CHOSEN,
     PAIR_BLOCK_ATTENTION,
     PROMPT,
     REJECTED,
-    PackedPairCollator,
     packed_attention_mask,
-    packed_pair_rewards,
     pair_block_attention,
     pair_blocks,
     supports_packing,
 )
+from rewardkit.core.rewards import sequence_rewards
+from rewardkit.train.collator import PairwiseCollator
+from rewardkit.train.loss import bradley_terry_loss
+from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.trainer import stacked_pair_rewards
 
 # Edge cases, each a pair (chosen ids, rejected ids); 1 is <s>, so the common prefix is at least 1 token.
@@ -24,15 +24,20 @@ PAIRS = [
     ([1, 5, 6, 7, 8, 9], [1, 5, 6, 10]),  # 3-token prompt, answers of 3 and 1 tokens
     ([1, 11, 12], [1, 11, 12, 13, 14, 15, 16, 17]),  # chosen is a prefix of rejected: no chosen tail
     ([1, 20], [1, 21]),  # 1-token answers
-    ([1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41], [1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 42]),  # long
+    (
+        [1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41],
+        [1, 30, 31, 32, 33, 34, 35, 36, 37, 38, 42],
+    ),  # long
     ([1, 50, 51, 52, 53], [1, 50, 51]),  # rejected is a prefix of chosen: no rejected tail
     ([60, 61], [62, 63, 64]),  # no common prefix at all (no BOS)
 ]
 
 
 def _features(pairs, margins=None):
-    return [{"input_ids_chosen": c, "input_ids_rejected": r, "margin": None if margins is None else margins[i]}
-            for i, (c, r) in enumerate(pairs)]
+    return [
+        {"input_ids_chosen": c, "input_ids_rejected": r, "margin": None if margins is None else margins[i]}
+        for i, (c, r) in enumerate(pairs)
+    ]
 
 
 def test_collator_exact_tensors():
@@ -40,7 +45,10 @@ def test_collator_exact_tensors():
     batch = PackedPairCollator(pad_token_id=0, pairs_per_row=1)(features)
     assert batch["input_ids"].tolist() == [[1, 5, 6, 7, 8], [1, 9, 10, 11, 0]]
     assert batch["position_ids"].tolist() == [[0, 1, 2, 3, 2], [0, 1, 1, 2, 0]]
-    assert batch["sides"].tolist() == [[PROMPT, PROMPT, CHOSEN, CHOSEN, REJECTED], [PROMPT, CHOSEN, REJECTED, REJECTED, -1]]
+    assert batch["sides"].tolist() == [
+        [PROMPT, PROMPT, CHOSEN, CHOSEN, REJECTED],
+        [PROMPT, CHOSEN, REJECTED, REJECTED, -1],
+    ]
     assert batch["pair_ids"].tolist() == [[0, 0, 0, 0, 0], [1, 1, 1, 1, -1]]
     assert batch["chosen_index"].tolist() == [3, 5 + 1]
     assert batch["rejected_index"].tolist() == [4, 5 + 3]
@@ -74,15 +82,18 @@ def test_mask_exact():
     # row: prompt, chosen, chosen, rejected, then a second pair (prompt, rejected), then padding
     pair_ids = torch.tensor([[0, 0, 0, 0, 1, 1, -1]])
     sides = torch.tensor([[PROMPT, CHOSEN, CHOSEN, REJECTED, PROMPT, REJECTED, -1]])
-    expected = torch.tensor([
-        [1, 0, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0, 0],
-        [1, 0, 0, 1, 0, 0, 0],  # rejected: the prompt and itself, not the chosen answer
-        [0, 0, 0, 0, 1, 0, 0],  # a new pair sees nothing of the one before
-        [0, 0, 0, 0, 1, 1, 0],
-        [0, 0, 0, 0, 0, 0, 1],  # padding sees itself, so no row of sdpa is empty
-    ], dtype=torch.bool)
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0, 0, 0],
+            [1, 1, 1, 0, 0, 0, 0],
+            [1, 0, 0, 1, 0, 0, 0],  # rejected: the prompt and itself, not the chosen answer
+            [0, 0, 0, 0, 1, 0, 0],  # a new pair sees nothing of the one before
+            [0, 0, 0, 0, 1, 1, 0],
+            [0, 0, 0, 0, 0, 0, 1],  # padding sees itself, so no row of sdpa is empty
+        ],
+        dtype=torch.bool,
+    )
     assert torch.equal(packed_attention_mask(pair_ids, sides)[0, 0], expected)
 
 
@@ -112,10 +123,14 @@ def assert_packing_exact(model, features, pad_token_id=0, **collator_kwargs):
     torch.testing.assert_close(got_rewards, want_rewards, atol=1e-5, rtol=0)
     assert got_grads.keys() == want_grads.keys()
     for name, want in want_grads.items():
-        torch.testing.assert_close(got_grads[name], want, atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+        torch.testing.assert_close(
+            got_grads[name], want, atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}"
+        )
     assert any(g.abs().sum() > 0 for g in want_grads.values())
-    return ((got_rewards - want_rewards).abs().max().item(),
-            max((got_grads[n] - g).abs().max().item() for n, g in want_grads.items()))
+    return (
+        (got_rewards - want_rewards).abs().max().item(),
+        max((got_grads[n] - g).abs().max().item() for n, g in want_grads.items()),
+    )
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
@@ -137,21 +152,34 @@ def _tiny(model_type, **extra):
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     torch.manual_seed(0)
-    config = AutoConfig.for_model(model_type, vocab_size=80, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-                                  num_labels=1, pad_token_id=0, **extra)
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=80,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        num_labels=1,
+        pad_token_id=0,
+        **extra,
+    )
     model = AutoModelForSequenceClassification.from_config(config).train()
     torch.nn.init.normal_(model.score.weight, std=0.5)
     return model
 
 
-@pytest.mark.parametrize("model_type, extra", [
-    ("mistral", {"sliding_window": 4}),  # shorter than most pairs: the window matters
-    ("mistral", {"sliding_window": None}),
-    ("qwen2", {}),
-    ("qwen3", {"head_dim": 8}),
-    ("qwen3", {"head_dim": 8, "use_sliding_window": True, "sliding_window": 3, "max_window_layers": 0}),
-])
+@pytest.mark.parametrize(
+    "model_type, extra",
+    [
+        ("mistral", {"sliding_window": 4}),  # shorter than most pairs: the window matters
+        ("mistral", {"sliding_window": None}),
+        ("qwen2", {}),
+        ("qwen3", {"head_dim": 8}),
+        ("qwen3", {"head_dim": 8, "use_sliding_window": True, "sliding_window": 3, "max_window_layers": 0}),
+    ],
+)
 def test_packed_equals_stacked_other_families(model_type, extra):
     model = _tiny(model_type, **extra)
     assert supports_packing(model)
@@ -159,10 +187,11 @@ def test_packed_equals_stacked_other_families(model_type, extra):
 
 
 def test_packed_equals_stacked_with_lora(char_tokenizer):
-    from rewardkit.train.model import apply_lora
+    from rewardkit.train.lora import apply_lora
 
-    model = apply_lora(make_tiny_llama(char_tokenizer), target_modules="all", lora_rank=4, lora_alpha=8,
-                       lora_dropout=0.0).train()
+    model = apply_lora(
+        make_tiny_llama(char_tokenizer), target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0
+    ).train()
     for name, param in model.named_parameters():
         if "lora_B" in name:  # LoRA B starts at zero; give it values so that the A gradients are not all zero
             torch.nn.init.normal_(param, std=0.1)
@@ -175,7 +204,9 @@ def test_supports_packing_only_where_exact(char_tokenizer):
     llama = make_tiny_llama(char_tokenizer)
     llama.config._attn_implementation = "flash_attention_2"  # no arbitrary masks
     assert not supports_packing(llama)
-    mixed = _tiny("qwen2", use_sliding_window=True, sliding_window=4, max_window_layers=1)  # full + sliding layers
+    mixed = _tiny(
+        "qwen2", use_sliding_window=True, sliding_window=4, max_window_layers=1
+    )  # full + sliding layers
     assert set(mixed.config.layer_types) == {"full_attention", "sliding_attention"}
     assert not supports_packing(mixed)
 
@@ -188,22 +219,42 @@ def test_trainer_steps_match_and_group_by_length(char_tokenizer, tmp_path):
 
     from rewardkit.train.trainer import RewardTrainer
 
-    rows = [{"input_ids_chosen": c, "input_ids_rejected": r, "length": len(c) + len(r), "margin": None}
-            for c, r in PAIRS]
+    rows = [
+        {"input_ids_chosen": c, "input_ids_rejected": r, "length": len(c) + len(r), "margin": None}
+        for c, r in PAIRS
+    ]
     losses = {}
-    for name, collator, forward in [("stacked", PairwiseCollator(pad_token_id=0), None),
-                                    ("packed", PackedPairCollator(pad_token_id=0), packed_pair_rewards)]:
-        args = TrainingArguments(output_dir=str(tmp_path / name), per_device_train_batch_size=2, max_steps=3,
-                                 learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to=[],
-                                 remove_unused_columns=False, train_sampling_strategy="group_by_length", seed=0,
-                                 use_cpu=True)
-        trainer = RewardTrainer(model=make_tiny_llama(char_tokenizer).train(), args=args,
-                                train_dataset=Dataset.from_list(rows), data_collator=collator, forward=forward)
+    for name, collator, forward in [
+        ("stacked", PairwiseCollator(pad_token_id=0), None),
+        ("packed", PackedPairCollator(pad_token_id=0), packed_pair_rewards),
+    ]:
+        args = TrainingArguments(
+            output_dir=str(tmp_path / name),
+            per_device_train_batch_size=2,
+            max_steps=3,
+            learning_rate=1e-2,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            remove_unused_columns=False,
+            train_sampling_strategy="group_by_length",
+            seed=0,
+            use_cpu=True,
+        )
+        trainer = RewardTrainer(
+            model=make_tiny_llama(char_tokenizer).train(),
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            data_collator=collator,
+            forward=forward,
+        )
         assert isinstance(trainer._get_train_sampler(), LengthGroupedSampler)
         trainer.train()
         losses[name] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     assert len(losses["packed"]) == 3
-    torch.testing.assert_close(torch.tensor(losses["packed"]), torch.tensor(losses["stacked"]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(losses["packed"]), torch.tensor(losses["stacked"]), atol=1e-5, rtol=0
+    )
 
 
 def test_pair_blocks_cover_each_row():
@@ -221,8 +272,9 @@ def test_pair_block_attention_equals_dense_sdpa():
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal, module.training = 2, True, False
     dense, _ = pair_block_attention(module, query, key, value, mask, scaling=0.3)
-    blocks, _ = pair_block_attention(module, query, key, value, mask, scaling=0.3,
-                                     pair_blocks=pair_blocks(batch["pair_ids"]))
+    blocks, _ = pair_block_attention(
+        module, query, key, value, mask, scaling=0.3, pair_blocks=pair_blocks(batch["pair_ids"])
+    )
     assert rows > 1 and max(len(b) for b in pair_blocks(batch["pair_ids"])) > 2  # several pairs in a row
     torch.testing.assert_close(blocks, dense, atol=1e-6, rtol=0)
 

@@ -1,19 +1,15 @@
 """Prefix sharing gives the plain path's scores: per row, per pair, per best-of-N group, in any batch mix."""
 
-
 import pytest
 import torch
 from conftest import make_tiny_bert, make_tiny_llama
 
-from rewardkit.modeling import sequence_rewards
-from rewardkit.scorers import prefix
-from rewardkit.scorers.classifier import ClassifierRM, length_batches
+from rewardkit.core import prefix
+from rewardkit.core.batching import length_batches
+from rewardkit.core.prefix import prefix_group_rewards, shared_prefix_len
+from rewardkit.core.rewards import sequence_rewards
+from rewardkit.scorers.classifier import ClassifierRM
 from rewardkit.scorers.load import load_reward_model
-from rewardkit.scorers.prefix import (
-    enable_prefix_sharing,
-    prefix_group_rewards,
-    shared_prefix_len,
-)
 
 PROMPTS = [
     "What is 2+2?",
@@ -94,11 +90,10 @@ def test_group_rewards_multi_label_head(char_tokenizer, path):
 
 
 def _loaded(tiny_llama_dir, **settings):
-    """The tiny Llama as `load_reward_model` gives it, without prefix sharing (the plain reference)."""
+    """The tiny Llama as `load_reward_model` gives it, by default without prefix sharing (the plain reference)."""
     rm = load_reward_model(str(tiny_llama_dir), kind="seq_classifier")
     assert rm.prefix_sharing  # on by default for decoders
-    for name in ("prefix_sharing", "score_pairs", "compare", "score_pairs_detailed", "score_groups_detailed"):
-        del rm.__dict__[name]
+    rm.prefix_sharing = settings.pop("prefix_sharing", False)
     for name, value in settings.items():
         setattr(rm, name, value)
     return rm
@@ -106,8 +101,8 @@ def _loaded(tiny_llama_dir, **settings):
 
 def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir, path):
     plain = _loaded(tiny_llama_dir)
-    shared = enable_prefix_sharing(_loaded(tiny_llama_dir, batch_tokens=64, max_batch_rows=3))
-    assert shared.prefix_sharing and not hasattr(plain, "prefix_sharing")
+    shared = _loaded(tiny_llama_dir, prefix_sharing=True, batch_tokens=64, max_batch_rows=3)
+    assert shared.prefix_sharing and not plain.prefix_sharing
     want = plain.score_pairs(PROMPTS, CHOSEN, REJECTED)
     got = shared.score_pairs(PROMPTS, CHOSEN, REJECTED)
     assert got[0] == pytest.approx(want[0], abs=1e-4) and got[1] == pytest.approx(want[1], abs=1e-4)
@@ -120,7 +115,7 @@ def test_enable_prefix_sharing_pairs_and_compare_equal_plain(tiny_llama_dir, pat
 
 def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir, path):
     plain = _loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0))
-    shared = enable_prefix_sharing(_loaded(tiny_llama_dir, max_length=40, normalization=(0.5, 2.0)))
+    shared = _loaded(tiny_llama_dir, prefix_sharing=True, max_length=40, normalization=(0.5, 2.0))
     chosen, rejected = shared.score_pairs_detailed(PROMPTS, CHOSEN, REJECTED)
     convs = [
         [
@@ -140,7 +135,7 @@ def test_detailed_pairs_keep_lengths_truncation_and_normalisation(tiny_llama_dir
 def test_unsupported_cache_falls_back_to_plain(tiny_llama_dir, monkeypatch):
     monkeypatch.setattr(prefix, "supports_packing", lambda model: False)  # a decoder packing does not cover
     plain = _loaded(tiny_llama_dir)
-    shared = enable_prefix_sharing(_loaded(tiny_llama_dir))
+    shared = _loaded(tiny_llama_dir, prefix_sharing=True)
     monkeypatch.setattr(prefix, "_plain_cache", lambda cache: False)
     got = shared.score_pairs(PROMPTS, CHOSEN, REJECTED)
     want = plain.score_pairs(PROMPTS, CHOSEN, REJECTED)
@@ -154,20 +149,37 @@ def test_encoders_and_modelless_scorers_are_left_alone(char_tokenizer):
         char_tokenizer,
         kind="seq_classifier",
         max_length=512,
-    ).with_model(bert)
-    assert enable_prefix_sharing(rm) is rm and rm.prefix_sharing is False
-    assert rm.score_pairs.__func__ is ClassifierRM.score_pairs
-    bare = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), char_tokenizer, kind="demo", max_length=512)
-    assert enable_prefix_sharing(bare).prefix_sharing is False
-
+        model=bert,
+    )
+    assert rm.prefix_sharing is False
+    with pytest.raises(ValueError, match="decoder"):
+        ClassifierRM(
+            lambda ids, mask: sequence_rewards(bert, ids, mask),
+            char_tokenizer,
+            kind="seq_classifier",
+            max_length=512,
+            model=bert,
+            prefix_sharing=True,
+        )
+    with pytest.raises(ValueError, match="decoder"):
+        ClassifierRM(
+            lambda ids, mask: mask.sum(-1).float(),
+            char_tokenizer,
+            kind="demo",
+            max_length=512,
+            prefix_sharing=True,
+        )
 
 
 def test_packed_rows_hold_several_groups_in_input_order(char_tokenizer, monkeypatch):
     """Groups fill a row up to the token limit, in order; a group longer than the limit runs alone."""
     widths = []
     real = prefix.packed_forward
-    monkeypatch.setattr(prefix, "packed_forward", lambda model, ids, *rest: widths.append(ids.shape[1])
-                        or real(model, ids, *rest))
+    monkeypatch.setattr(
+        prefix,
+        "packed_forward",
+        lambda model, ids, *rest: widths.append(ids.shape[1]) or real(model, ids, *rest),
+    )
     model = make_tiny_llama(char_tokenizer)
     got = prefix_group_rewards(model, GROUPS, pad_id=0, batch_tokens=20)
     # segments (shared prefix, at most the shortest row less one token, then every row's own tail):

@@ -8,7 +8,7 @@ import torch
 
 from rewardkit.data.tokenize import encode
 from rewardkit.errors import RewardkitError
-from rewardkit.scorers.base import Score
+from rewardkit.scorers.base import GroupMixin, Score
 from rewardkit.scorers.classifier import ClassifierRM
 from rewardkit.scoring import ScoreArguments, complete_lines, run_score
 
@@ -271,38 +271,40 @@ def test_complete_lines_cuts_a_partial_last_line(tmp_path):
     assert complete_lines(path) == 0
 
 
-class JudgeLike:
-    """A pairwise judge: pairs give P(chosen wins) and its complement, with no token counts."""
+class JudgeLike(GroupMixin):
+    """A pairwise judge: a pair (group of two) gives P(first wins) and its complement; alone, a rating of 7."""
 
     kind = "generative"
 
     def score_detailed(self, conversations):
         return [Score(7.0) for _ in conversations]
 
-    def score_pairs(self, prompts, chosen, rejected):
-        return [0.75] * len(chosen), [0.25] * len(chosen)
+    def score_groups(self, groups):
+        assert all(len(g.answers) == 2 for g in groups)
+        return [[Score(0.75, num_tokens=9), Score(0.25, num_tokens=9)] for _ in groups]
 
 
 def test_judge_pairs_give_win_probabilities(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", [ROWS[4], ROWS[0]])
     run_score(args_for(tmp_path, inp), reward_model=JudgeLike())
     pair, conv = read_jsonl(tmp_path / "out.jsonl")
-    assert (pair["score_chosen"], pair["score_rejected"]) == (0.75, 0.25) and "num_tokens_chosen" not in pair
+    assert (pair["score_chosen"], pair["score_rejected"]) == (0.75, 0.25)
+    assert (pair["num_tokens_chosen"], pair["num_tokens_rejected"]) == (9, 9)
     assert conv["score"] == 7.0
 
 
 def test_loads_a_checkpoint_and_uses_prefix_sharing_when_offered(tmp_path, tiny_llama_dir):
     from rewardkit.scorers.load import load_reward_model
-    from rewardkit.scorers.prefix import enable_prefix_sharing
 
     inp = write_jsonl(tmp_path / "in.jsonl", ROWS)
     run_score(ScoreArguments(model=str(tiny_llama_dir), input=str(inp), output=str(tmp_path / "a.jsonl")))
-    shared = enable_prefix_sharing(load_reward_model(str(tiny_llama_dir)))
-    run_score(
-        ScoreArguments(model="-", input=str(inp), output=str(tmp_path / "b.jsonl")), reward_model=shared
-    )
+    plain = load_reward_model(str(tiny_llama_dir))
+    assert plain.prefix_sharing  # what the first run loaded; the reference below turns it off
+    plain.prefix_sharing, plain.max_batch_rows = False, 1  # one conversation per forward, no sharing
+    run_score(ScoreArguments(model="-", input=str(inp), output=str(tmp_path / "b.jsonl")), reward_model=plain)
     a, b = read_jsonl(tmp_path / "a.jsonl"), read_jsonl(tmp_path / "b.jsonl")
-    for x, y in zip(a, b):
+    assert len(a) == len(b) == len(ROWS)
+    for x, y in zip(a, b, strict=True):
         for key in ("score", "score_chosen", "score_rejected"):
             if key in x:
                 assert y[key] == pytest.approx(x[key], abs=1e-5)
@@ -314,5 +316,7 @@ def test_loads_a_checkpoint_and_uses_prefix_sharing_when_offered(tmp_path, tiny_
 def test_missing_input_fails_before_touching_the_output(tmp_path, char_tokenizer):
     (tmp_path / "out.jsonl").write_text('{"score": 1}\n')
     with pytest.raises(RewardkitError, match="no such file"):
-        run_score(args_for(tmp_path, tmp_path / "nope.jsonl", resume=True), reward_model=counting_rm(char_tokenizer))
+        run_score(
+            args_for(tmp_path, tmp_path / "nope.jsonl", resume=True), reward_model=counting_rm(char_tokenizer)
+        )
     assert (tmp_path / "out.jsonl").read_text() == '{"score": 1}\n'

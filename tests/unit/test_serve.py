@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from rewardkit.scorers.base import Score
+from rewardkit.scorers.base import PointwiseMixin, Score
 from rewardkit.serve.app import create_app
 from rewardkit.serve.batcher import Batcher, LimitExceeded
 
@@ -22,7 +22,7 @@ def conv(answer: str, prompt: str = "q") -> list[dict]:
     return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
 
 
-class FakeRM:
+class FakeRM(PointwiseMixin):
     """Score = length of the last message + 0.25 per turn; 'tokens' = characters + 2 per message.
 
     Records the size of every model call. `delay` stands in for a forward pass; content 'BOOM'

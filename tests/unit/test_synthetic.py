@@ -12,7 +12,7 @@ from statistics import mean
 
 import pytest
 
-from rewardkit.data.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, FAMILIES, make_preference_set
+from rewardkit.demo.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, FAMILIES, make_preference_set
 
 OPS = re.compile(r"buys (\d+) packs of (\d+)|(gives|loses|sells|eats) (\d+)|(?:buys|finds|gets) (\d+) more")
 EQUATION = re.compile(r"(\d+) ([-+×÷]) (\d+) = (\d+(?:\.\d+)?)( with (\d+) left over)?")
@@ -135,7 +135,9 @@ def test_arithmetic_chosen_correct_rejected_wrong(train):
     assert mistakes["miscount"] == max(mistakes.values())  # the seed's mistake is the most common
     # the seed's exact failure: the splitter left out and a fractional share floored
     assert any(
-        "(2 people in total)" in p.rejected and ".5 " in p.rejected and "herself and her 2" in p.prompt[0]["content"]
+        "(2 people in total)" in p.rejected
+        and ".5 " in p.rejected
+        and "herself and her 2" in p.prompt[0]["content"]
         for p in arithmetic
     )
     assert APPLES_PROMPT not in {p.prompt[0]["content"] for p in arithmetic}

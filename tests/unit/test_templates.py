@@ -15,9 +15,17 @@ MSGS = [
 
 
 def test_seed_example_renders_like_the_seed():
-    conv = Conversation(name="example", system_prompt="This is an example system prompt.", roles=("USER", "ASSISTANT"),
-                        prompt="USER: {query} ASSISTANT:", sep="</s>")
-    assert conv.get_prompt([["Hello", "Hi there!"]]) == "This is an example system prompt.</s>USER: Hello ASSISTANT:Hi there!"
+    conv = Conversation(
+        name="example",
+        system_prompt="This is an example system prompt.",
+        roles=("USER", "ASSISTANT"),
+        prompt="USER: {query} ASSISTANT:",
+        sep="</s>",
+    )
+    assert (
+        conv.get_prompt([["Hello", "Hi there!"]])
+        == "This is an example system prompt.</s>USER: Hello ASSISTANT:Hi there!"
+    )
 
 
 def test_registry_has_required_templates_and_rejects_unknown():
@@ -45,7 +53,11 @@ def test_chatml_default_and_custom_system():
 @pytest.mark.parametrize("messages", [MSGS, MSGS[1:], MSGS[1:3]])
 def test_jinja_equals_python_rendering(name, messages):
     conv = conv_templates[name]
-    rendered = jinja2.Environment().from_string(conv.to_jinja(prefix="<s>", suffix="[SEP]")).render(messages=messages)
+    rendered = (
+        jinja2.Environment()
+        .from_string(conv.to_jinja(prefix="<s>", suffix="[SEP]"))
+        .render(messages=messages)
+    )
     assert rendered == "<s>" + conv.render(messages) + "[SEP]"
 
 

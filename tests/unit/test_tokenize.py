@@ -1,3 +1,5 @@
+from conftest import make_char_tokenizer
+
 from rewardkit.data.schema import PreferencePair
 from rewardkit.data.tokenize import (
     common_prefix_len,
@@ -46,7 +48,11 @@ def test_scoring_flags_truncation(char_tokenizer):
     ids2, truncated2 = encode_for_scoring(char_tokenizer, pair.chosen_messages(), len(ids) - 1)
     assert truncated2 and len(ids2) < len(ids) and ids2[-4:] == ids[-4:]
     ids3, truncated3 = encode_for_scoring(char_tokenizer, pair.chosen_messages(), 12)
-    assert truncated3 and len(ids3) == 12 and ids3 == ids[-12:]
+    # even the last turn is too long: the leading <s> (id 1) stays, then the last 11 tokens
+    assert truncated3 and ids[0] == 1 and ids3 == [1] + ids[-11:]
+    encoder_like = make_char_tokenizer(add_bos=False)
+    plain_ids, _ = encode_for_scoring(encoder_like, pair.chosen_messages(), 10_000)
+    assert encode_for_scoring(encoder_like, pair.chosen_messages(), 12) == (plain_ids[-12:], True)
 
 
 def test_common_prefix_len():

@@ -68,7 +68,9 @@ class Conversation:
             elif m["role"] == "assistant" and turns and turns[-1][1] == "":
                 turns[-1][1] = m["content"]
             else:
-                raise RewardkitError(f"template '{self.name}': messages must alternate user/assistant, got {m['role']}")
+                raise RewardkitError(
+                    f"template '{self.name}': messages must alternate user/assistant, got {m['role']}"
+                )
         return self.get_prompt(turns, system_prompt=system)
 
     def to_jinja(self, prefix: str = "", suffix: str = "") -> str:
@@ -111,7 +113,9 @@ def register_conv_template(template: Conversation, override: bool = False) -> No
 def get_conv_template(name: str) -> Conversation:
     """A registered template by name (the seed's API)."""
     if name not in conv_templates:
-        raise RewardkitError(f"--template_name: unknown template '{name}'; known: {', '.join(sorted(conv_templates))}")
+        raise RewardkitError(
+            f"--template_name: unknown template '{name}'; known: {', '.join(sorted(conv_templates))}"
+        )
     return conv_templates[name]
 
 

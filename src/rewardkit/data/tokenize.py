@@ -14,15 +14,35 @@ from rewardkit.data.templates import get_conv_template
 from rewardkit.errors import RewardkitError
 
 
-def _special_affixes(tokenizer) -> tuple[str, str]:
-    """The special tokens the tokenizer puts around a plain text (e.g. "<s>", or "[CLS]" … "[SEP]")."""
+def _special_ids(tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a plain text (e.g. <s>, or [CLS] … [SEP])."""
     plain = tokenizer("x", add_special_tokens=False)["input_ids"]
     full = tokenizer("x", add_special_tokens=True)["input_ids"]
     for start in range(len(full) - len(plain) + 1):
         if full[start : start + len(plain)] == plain:
-            head, tail = full[:start], full[start + len(plain) :]
-            return "".join(tokenizer.convert_ids_to_tokens(head)), "".join(tokenizer.convert_ids_to_tokens(tail))
-    return "", ""
+            return full[:start], full[start + len(plain) :]
+    return [], []
+
+
+def _special_affixes(tokenizer) -> tuple[str, str]:
+    """The special tokens the tokenizer puts around a plain text, as text (e.g. "<s>", or "[CLS]" … "[SEP]")."""
+    head, tail = _special_ids(tokenizer)
+    return "".join(tokenizer.convert_ids_to_tokens(head)), "".join(tokenizer.convert_ids_to_tokens(tail))
+
+
+def clip_tokens(tokenizer, ids: list[int], max_length: int) -> list[int]:
+    """`ids` cut to `max_length` tokens from the middle: the leading special tokens (BOS, or an encoder's
+    [CLS], where it reads the reward) and the end (the answer's last token, where a decoder reads it) stay.
+
+    Example (a tokenizer that starts every text with one BOS, id 1):
+        >>> clip_tokens(tok, [1, 10, 11, 12, 13, 14], 4)  # doctest: +SKIP
+        [1, 12, 13, 14]
+    """
+    if len(ids) <= max_length:
+        return ids
+    head, _ = _special_ids(tokenizer)
+    keep = len(head) if ids[: len(head)] == head and len(head) < max_length else 0
+    return ids[:keep] + ids[len(ids) - (max_length - keep) :]
 
 
 def install_chat_template(tokenizer, template_name: str | None = None) -> str:
@@ -90,7 +110,8 @@ def encode_for_scoring(tokenizer, messages: list[Message], max_length: int) -> t
     """Token ids of one conversation to score, and whether context had to be trimmed.
 
     Old turns go first, as in training. If the last user turn and the answer alone are still too long,
-    the oldest tokens are cut (keeping the end, where the reward is read) and the result is flagged.
+    tokens are cut after the leading special tokens (`clip_tokens`: what the model reads the reward
+    from stays, at either end) and the result is flagged.
     """
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     body, answer = messages[len(system) : -1], messages[-1:]
@@ -101,7 +122,7 @@ def encode_for_scoring(tokenizer, messages: list[Message], max_length: int) -> t
             return ids, truncated
         shorter = _trim_oldest(body)
         if shorter is None:
-            return ids[-max_length:], True
+            return clip_tokens(tokenizer, ids, max_length), True
         body, truncated = shorter, True
 
 

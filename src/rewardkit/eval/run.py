@@ -19,7 +19,7 @@ import numpy as np
 from rewardkit.data.schema import NWayItem
 from rewardkit.errors import RewardkitError
 from rewardkit.eval import metrics as M
-from rewardkit.scorers.base import RewardModel
+from rewardkit.scorers.base import Group, RewardModel
 
 log = logging.getLogger(__name__)
 
@@ -255,28 +255,24 @@ def score_items(
     """
     from tqdm.auto import tqdm
 
-    from rewardkit.scorers.classifier import fill_in_order
+    from rewardkit.core.batching import fill_in_order
 
-    groups = []  # per item, its answers as full conversations
-    for it in items:
-        head = it.prompt_messages()
-        groups.append([head + [{"role": "assistant", "content": a}] for a in [*it.chosen, *it.rejected]])
-    # Decoder classifiers with prefix sharing read each item's prompt once for all its answers.
-    by_group = getattr(model, "score_groups_detailed", None)
+    groups = [Group(it.prompt_messages(), [*it.chosen, *it.rejected]) for it in items]
     scores = []
-    with tqdm(total=sum(map(len, groups)), desc="scoring", unit="conv", disable=not progress) as bar:
-        if by_group:  # whole items, about batch_size conversations per call
-            chunks = [[groups[i] for i in chunk] for chunk in fill_in_order(list(map(len, groups)), batch_size)]
-        else:  # batch_size conversations per call, across items
-            convs = [conv for group in groups for conv in group]
-            chunks = [[convs[i : i + batch_size]] for i in range(0, len(convs), batch_size)]
-        for chunk in chunks:
-            batch = [conv for group in chunk for conv in group]
-            out = [s for part in by_group(chunk) for s in part] if by_group else list(model.score_detailed(batch))
-            if len(out) != len(batch):
-                raise RewardkitError(f"the model returned {len(out)} scores for {len(batch)} conversations")
+    with tqdm(
+        total=sum(len(g.answers) for g in groups), desc="scoring", unit="conv", disable=not progress
+    ) as bar:
+        # whole items (all answers to one prompt) per call, about batch_size conversations each
+        for chunk in fill_in_order([len(g.answers) for g in groups], batch_size):
+            part = [groups[i] for i in chunk]
+            out = [s for scored in model.score_groups(part) for s in scored]
+            if len(out) != sum(len(g.answers) for g in part):
+                raise RewardkitError(
+                    f"the model returned {len(out)} scores for {sum(len(g.answers) for g in part)} "
+                    "conversations"
+                )
             scores += out
-            bar.update(len(batch))
+            bar.update(len(out))
     use_tokens = all(s.num_tokens > 0 for s in scores)
     records, pos = [], 0
     for it, subset in zip(items, subsets, strict=True):

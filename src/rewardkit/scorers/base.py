@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from rewardkit.data.schema import Message
 
-Conversation = list[Message]
+Messages = list[Message]  # a conversation as a list of {"role", "content"} messages
 
 
 @dataclass
@@ -38,24 +38,43 @@ class Comparison:
     ranking: list[int]
 
 
+class Group(NamedTuple):
+    """Answers to one prompt, scored together: a pair is a group of two, best-of-N a group of N."""
+
+    prompt: Messages
+    answers: Sequence[str]
+
+    def conversations(self) -> list[Messages]:
+        """Each answer as a full conversation (the prompt, then the answer as the assistant turn)."""
+        return [list(self.prompt) + [{"role": "assistant", "content": a}] for a in self.answers]
+
+
 @runtime_checkable
 class RewardModel(Protocol):
-    """Any reward model rewardkit can drive. `kind` names which one (for reports and logs)."""
+    """Any reward model rewardkit can drive. `kind` names which one (for reports and logs).
+
+    `score_groups` is the one scoring call of the score command (pairs), eval (items) and serve's
+    /compare: each kind answers a group in its own best way (a classifier reads the shared prompt
+    once, a judge compares the answers with each other). `score_detailed` scores conversations one
+    by one; `score`, `score_pairs` and `compare` follow from the two (`GroupMixin`).
+    """
 
     kind: str
 
-    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]: ...
+    def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]: ...
 
-    def score(self, conversations: Sequence[Conversation]) -> list[float]: ...
+    def score_groups(self, groups: Sequence[Group]) -> list[list[Score]]: ...
+
+    def score(self, conversations: Sequence[Messages]) -> list[float]: ...
 
     def score_pairs(
-        self, prompts: Sequence[Conversation | str], chosen: Sequence[str], rejected: Sequence[str]
+        self, prompts: Sequence[Messages | str], chosen: Sequence[str], rejected: Sequence[str]
     ) -> tuple[list[float], list[float]]: ...
 
-    def compare(self, prompt: Conversation | str, responses: Sequence[str]) -> Comparison: ...
+    def compare(self, prompt: Messages | str, responses: Sequence[str]) -> Comparison: ...
 
 
-def as_messages(prompt: Conversation | str) -> Conversation:
+def as_messages(prompt: Messages | str) -> Messages:
     """A prompt given as plain text becomes one user turn."""
     if isinstance(prompt, str):
         return [{"role": "user", "content": prompt}]
@@ -67,24 +86,48 @@ def ranking(scores: Sequence[float]) -> list[int]:
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 
-class PointwiseMixin:
-    """`score`, `score_pairs` and `compare` for a model that scores one conversation at a time.
+class GroupMixin:
+    """`score`, `score_pairs_detailed`, `score_pairs` and `compare`, from `score_detailed` and `score_groups`."""
+
+    def score(self, conversations: Sequence[Messages]) -> list[float]:
+        return [s.score for s in self.score_detailed(conversations)]
+
+    def score_pairs_detailed(self, prompts, chosen, rejected) -> tuple[list[Score], list[Score]]:
+        """Both answers of each pair, scored as a group of two."""
+        if not len(prompts) == len(chosen) == len(rejected):
+            raise ValueError("score_pairs: prompts, chosen and rejected must have the same length")
+        scored = self.score_groups(
+            [Group(as_messages(p), [c, r]) for p, c, r in zip(prompts, chosen, rejected)]
+        )
+        return [s[0] for s in scored], [s[1] for s in scored]
+
+    def score_pairs(self, prompts, chosen, rejected) -> tuple[list[float], list[float]]:
+        c, r = self.score_pairs_detailed(prompts, chosen, rejected)
+        return [s.score for s in c], [s.score for s in r]
+
+    def compare(self, prompt, responses) -> Comparison:
+        """Best-of-N: the responses scored as one group, and their ranking (best first)."""
+        if not responses:
+            return Comparison(scores=[], ranking=[])
+        (scored,) = self.score_groups([Group(as_messages(prompt), list(responses))])
+        scores = [s.score for s in scored]
+        return Comparison(scores=scores, ranking=ranking(scores))
+
+
+def split_groups(flat: Sequence[Score], groups: Sequence[Group]) -> list[list[Score]]:
+    """Scores of the groups' conversations, flattened in order, cut back into one list per group."""
+    out, pos = [], 0
+    for g in groups:
+        out.append(list(flat[pos : pos + len(g.answers)]))
+        pos += len(g.answers)
+    return out
+
+
+class PointwiseMixin(GroupMixin):
+    """The protocol for a model that scores one conversation at a time: a group is its conversations.
 
     A class that mixes this in defines `score_detailed`; the rest follows from it.
     """
 
-    def score(self, conversations: Sequence[Conversation]) -> list[float]:
-        return [s.score for s in self.score_detailed(conversations)]
-
-    def score_pairs(self, prompts, chosen, rejected):
-        if not len(prompts) == len(chosen) == len(rejected):
-            raise ValueError("score_pairs: prompts, chosen and rejected must have the same length")
-        convs = [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, chosen)]
-        convs += [as_messages(p) + [{"role": "assistant", "content": a}] for p, a in zip(prompts, rejected)]
-        scores = self.score(convs)
-        return scores[: len(chosen)], scores[len(chosen) :]
-
-    def compare(self, prompt, responses) -> Comparison:
-        head = as_messages(prompt)
-        scores = self.score([head + [{"role": "assistant", "content": r}] for r in responses])
-        return Comparison(scores=scores, ranking=ranking(scores))
+    def score_groups(self, groups: Sequence[Group]) -> list[list[Score]]:
+        return split_groups(self.score_detailed([c for g in groups for c in g.conversations()]), groups)

@@ -13,66 +13,15 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from rewardkit.data.tokenize import encode, encode_for_scoring
-from rewardkit.scorers.base import Conversation, PointwiseMixin, Score
-from rewardkit.train.collator import pad_rows
+from rewardkit.core.batching import batch_fill, length_batches, pad_rows
+from rewardkit.core.prefix import UnsupportedCache, prefix_group_rewards, supports_prefix_sharing
+from rewardkit.data.tokenize import clip_tokens, encode, encode_for_scoring
+from rewardkit.scorers.base import Group, Messages, PointwiseMixin, Score
 
 logger = logging.getLogger(__name__)
 
 # forward(input_ids, attention_mask) -> (rows,) rewards, or (rows, k) with k named sub-scores
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-def length_batches(lengths: Sequence[int], max_tokens: int, max_rows: int, min_fill: float = 0.8) -> list[list[int]]:
-    """Indices in batches of similar length, longest first.
-
-    Each batch holds at most `max_rows` rows, rows × longest ≤ `max_tokens` (a row alone may exceed it),
-    and no row shorter than `min_fill` × the batch's longest, so padding is at most 1 - `min_fill` of
-    the batch. On a CPU every padded token costs as much as a real one, while bigger batches gain
-    little: HH-RLHF pairs padded by a plain token budget read about twice their real tokens, and a
-    reward server merging 64 requests ran at half the speed of unmerged ones. On a GPU a forward's
-    fixed cost dominates, so `batch_fill(device)` turns the length rule off there.
-
-    Example:
-        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8)
-        [[0, 2, 3], [1, 4]]
-        >>> length_batches([10, 4, 9, 8, 4], max_tokens=40, max_rows=8, min_fill=0.0)
-        [[0, 2, 3, 1], [4]]
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches:
-            batch, longest = batches[-1], lengths[batches[-1][0]]
-            fits = len(batch) < max_rows and longest * (len(batch) + 1) <= max_tokens
-            if fits and lengths[i] >= min_fill * longest:
-                batch.append(i)
-                continue
-        batches.append([i])
-    return batches
-
-
-def fill_in_order(sizes: Sequence[int], limit: int) -> list[list[int]]:
-    """Consecutive indices in chunks whose sizes add up to at most `limit` (an item over it goes alone).
-
-    Example:
-        >>> fill_in_order([10, 8, 10, 5, 4], limit=20)
-        [[0, 1], [2, 3, 4]]
-    """
-    chunks: list[list[int]] = []
-    total = 0
-    for i, size in enumerate(sizes):
-        if not chunks or total + size > limit:
-            chunks.append([])
-            total = 0
-        chunks[-1].append(i)
-        total += size
-    return chunks
-
-
-def batch_fill(device: torch.device | str) -> float:
-    """`length_batches`' min_fill for a device: 0.8 on CPU (padding costs compute), 0 elsewhere."""
-    return 0.8 if torch.device(device).type == "cpu" else 0.0
 
 
 class ClassifierRM(PointwiseMixin):
@@ -91,6 +40,9 @@ class ClassifierRM(PointwiseMixin):
         sub_score_names: names of the columns when forward returns (rows, k); the first is the reward
             unless `reward_column` says otherwise.
         pad_side: "right" (required for encoders) or "left".
+        model: the torch module behind `forward`, kept for prefix sharing and introspection.
+        prefix_sharing: score each group's shared prompt once (`core.prefix`); needs `model` to be a
+            decoder sequence classifier, else it is refused.
 
     Example:
         >>> rm = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), tokenizer, kind="demo", max_length=512)
@@ -98,35 +50,82 @@ class ClassifierRM(PointwiseMixin):
         [3.0, 1.0]
     """
 
-    def __init__(self, forward: Forward, tokenizer, *, kind: str, max_length: int, batch_tokens: int = 16384,
-                 max_batch_rows: int = 64, device: torch.device | str = "cpu",
-                 normalization: tuple[float, float] | None = None, sub_score_names: Sequence[str] = (),
-                 reward_column: int = 0, pad_side: str = "right", name: str = ""):
+    def __init__(
+        self,
+        forward: Forward,
+        tokenizer,
+        *,
+        kind: str,
+        max_length: int,
+        batch_tokens: int = 16384,
+        max_batch_rows: int = 64,
+        device: torch.device | str = "cpu",
+        normalization: tuple[float, float] | None = None,
+        sub_score_names: Sequence[str] = (),
+        reward_column: int = 0,
+        pad_side: str = "right",
+        name: str = "",
+        model=None,
+        prefix_sharing: bool = False,
+    ):
         self.forward, self.tokenizer, self.kind, self.name = forward, tokenizer, kind, name
         self.max_length, self.batch_tokens, self.max_batch_rows = max_length, batch_tokens, max_batch_rows
         self.device, self.normalization, self.pad_side = torch.device(device), normalization, pad_side
         self.sub_score_names, self.reward_column = list(sub_score_names), reward_column
-        self.model = None
-
-    def with_model(self, model) -> ClassifierRM:
-        """Keep a reference to the underlying torch module (for prefix sharing and introspection)."""
         self.model = model
-        return self
+        if prefix_sharing and not supports_prefix_sharing(model):
+            raise ValueError(
+                "prefix_sharing needs `model` to be a decoder sequence classifier (a `score` head)"
+            )
+        self.prefix_sharing = prefix_sharing
 
-    def count_tokens(self, conversations: Sequence[Conversation]) -> list[int]:
+    def count_tokens(self, conversations: Sequence[Messages]) -> list[int]:
         """Tokens each conversation takes before any trimming (cheap: no model call)."""
         return [len(encode(self.tokenizer, conv)) for conv in conversations]
 
-    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
+    def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each formatted text takes before any trimming (as `score_texts` reads it)."""
+        return [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+
+    def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         encoded = [encode_for_scoring(self.tokenizer, list(conv), self.max_length) for conv in conversations]
         return self.score_encoded([ids for ids, _ in encoded], [t for _, t in encoded])
+
+    def score_groups(self, groups: Sequence[Group]) -> list[list[Score]]:
+        """Scores of each group's answers; with prefix sharing the group's shared prompt runs once.
+
+        Falls back to scoring every conversation in full when the model's cache cannot be shared.
+        """
+        if not self.prefix_sharing:
+            return PointwiseMixin.score_groups(self, groups)
+        encoded = [
+            [encode_for_scoring(self.tokenizer, conv, self.max_length) for conv in g.conversations()]
+            for g in groups
+        ]
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        try:
+            values = prefix_group_rewards(
+                self.model,
+                [[ids for ids, _ in group] for group in encoded],
+                pad_id=pad_id,
+                device=self.device,
+                batch_tokens=self.batch_tokens,
+                max_rows=self.max_batch_rows,
+            )
+        except UnsupportedCache as e:
+            logger.info("prefix sharing is not available for this model's cache (%s): scoring in full", e)
+            return PointwiseMixin.score_groups(self, groups)
+        return [
+            [self.to_score(v, len(ids), t) for v, (ids, t) in zip(vals, group)]
+            for vals, group in zip(values, encoded)
+        ]
 
     def score_texts(self, texts: Sequence[str]) -> list[Score]:
         """Score already formatted texts (no template applied, no special tokens added)."""
         rows, truncated = [], []
         for text in texts:
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            rows.append(ids[-self.max_length :])
+            rows.append(clip_tokens(self.tokenizer, ids, self.max_length))
             truncated.append(len(ids) > self.max_length)
         return self.score_encoded(rows, truncated)
 

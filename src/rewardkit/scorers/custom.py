@@ -30,12 +30,17 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
+from rewardkit.core.loading import (
+    default_device,
+    ensure_pad_token,
+    load_tokenizer,
+    reward_normalization,
+    torch_dtype,
+)
+from rewardkit.core.rewards import last_token_index, position_ids_from_mask
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.errors import RewardkitError, first_line
-from rewardkit.modeling import last_token_index, position_ids_from_mask
 from rewardkit.scorers.classifier import ClassifierRM
-from rewardkit.scorers.seq_classifier import default_device, reward_normalization
-from rewardkit.train.model import DTYPES, ensure_pad_token, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +110,9 @@ def _llama_factory_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None
         tensors = {name: f.get_tensor(name) for name in f.keys()}
     weight = next((t for n, t in tensors.items() if n.endswith("summary.weight")), None)
     if weight is None:
-        raise RewardkitError(f"{folder / LLAMA_FACTORY_HEAD}: no v_head.summary.weight (found {sorted(tensors)})")
+        raise RewardkitError(
+            f"{folder / LLAMA_FACTORY_HEAD}: no v_head.summary.weight (found {sorted(tensors)})"
+        )
     return weight, next((t for n, t in tensors.items() if n.endswith("summary.bias")), None)
 
 
@@ -119,17 +126,21 @@ def _read_head(folder: Path) -> tuple[torch.Tensor, torch.Tensor | None, str | N
         raise RewardkitError(
             f"{folder}: value_head.bin is a pickle file and is not loaded (it could run code); convert it once "
             "with: python -c \"import torch, safetensors.torch as st; st.save_file(torch.load('value_head.bin', "
-            "weights_only=True), 'value_head.safetensors')\" and keep value_head.safetensors beside the model")
+            "weights_only=True), 'value_head.safetensors')\" and keep value_head.safetensors beside the model"
+        )
     files = _weight_files(folder)
     prefix = _find_prefix(folder, files)
     if prefix is None:
         raise RewardkitError(
             f"{folder}: no value head found: looked for {LLAMA_FACTORY_HEAD} and for a [1, hidden] "
             f"'<prefix>.weight' with prefix {', '.join(VALUE_HEAD_PREFIXES)} in the safetensors weights "
-            "(pickled *.bin weights are not read); pass another --kind if this is not a value-head model")
+            "(pickled *.bin weights are not read); pass another --kind if this is not a value-head model"
+        )
     if f"{prefix}.weight" not in files:
-        raise RewardkitError(f"{folder}: config.json names value_head_prefix '{prefix}' but no safetensors file "
-                             f"holds '{prefix}.weight' (pickled *.bin weights are not read)")
+        raise RewardkitError(
+            f"{folder}: config.json names value_head_prefix '{prefix}' but no safetensors file "
+            f"holds '{prefix}.weight' (pickled *.bin weights are not read)"
+        )
     weight = _tensor(files[f"{prefix}.weight"], f"{prefix}.weight")
     bias = _tensor(files[f"{prefix}.bias"], f"{prefix}.bias") if f"{prefix}.bias" in files else None
     return weight, bias, prefix, f"'{prefix}' head in the model weights"
@@ -150,8 +161,12 @@ class ValueHeadModel(torch.nn.Module):
                 self.head.bias.copy_(bias.float().reshape(1))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                               position_ids=position_ids_from_mask(attention_mask), use_cache=False).last_hidden_state
+        hidden = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+        ).last_hidden_state
         rows = torch.arange(hidden.shape[0], device=hidden.device)
         last = hidden[rows, last_token_index(attention_mask).to(hidden.device)]
         return self.head(last.to(self.head.weight.device, torch.float32)).squeeze(-1)
@@ -171,17 +186,23 @@ def _backbone_class(path: str, trust_remote_code: bool, head_prefix: str | None)
     base = MODEL_MAPPING[type(config)]
     ignore = [r"^lm_head\."] + ([rf"^{re.escape(head_prefix)}\."] if head_prefix else [])
     # Same module as the base class: transformers reads that module to check attention support.
-    return type(base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": ignore, "__module__": base.__module__})
+    return type(
+        base.__name__, (base,), {"_keys_to_ignore_on_load_unexpected": ignore, "__module__": base.__module__}
+    )
 
 
-def _load_kwargs(kind: str, gguf_file: str | None, dtype: str, attn_implementation: str | None,
-                 device_map: str | None, trust_remote_code: bool) -> dict:
+def _load_kwargs(
+    kind: str,
+    gguf_file: str | None,
+    dtype: str,
+    attn_implementation: str | None,
+    device_map: str | None,
+    trust_remote_code: bool,
+) -> dict:
     """`from_pretrained` keyword arguments, checking the options this kind cannot honour."""
     if gguf_file:
         raise RewardkitError(f"--gguf_file: {kind} models are loaded from safetensors folders, not GGUF")
-    if dtype not in DTYPES:
-        raise RewardkitError(f"--torch_dtype {dtype}: accepted values are {', '.join(DTYPES)}")
-    kwargs = dict(dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code)
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if device_map:
@@ -198,15 +219,26 @@ def _load_backbone(path: str, head_prefix: str | None, kwargs: dict):
         raise RewardkitError(f"--model {path}: cannot load the backbone ({first_line(e)})") from e
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
-        raise RewardkitError(f"--model {path}: the backbone's weights are missing from the checkpoint "
-                             f"({len(missing)} tensors, e.g. {missing[:3]}); it would score with random weights")
+        raise RewardkitError(
+            f"--model {path}: the backbone's weights are missing from the checkpoint "
+            f"({len(missing)} tensors, e.g. {missing[:3]}); it would score with random weights"
+        )
     return backbone.eval()
 
 
-def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "float32",
-                    attn_implementation: str | None = None, device_map: str | None = None,
-                    trust_remote_code: bool = False, template_name: str | None = "auto",
-                    max_length: int | None = None, batch_tokens: int = 16384, **_ignored) -> ClassifierRM:
+def load_value_head(
+    path: str,
+    *,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    template_name: str | None = "auto",
+    max_length: int | None = None,
+    batch_tokens: int = 16384,
+    **_ignored,
+) -> ClassifierRM:
     """A value-head reward model (OpenRLHF, LLaMA-Factory or TRL layout) ready to score.
 
     Example:
@@ -220,12 +252,16 @@ def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "fl
     backbone = _load_backbone(path, prefix, kwargs)
     hidden = backbone.config.get_text_config().hidden_size
     if weight.dim() != 2 or tuple(weight.shape) != (1, hidden):
-        raise RewardkitError(f"{path}: the value head ({layout}) has shape {list(weight.shape)}; "
-                             f"expected [1, {hidden}] for this backbone")
+        raise RewardkitError(
+            f"{path}: the value head ({layout}) has shape {list(weight.shape)}; "
+            f"expected [1, {hidden}] for this backbone"
+        )
     model = ValueHeadModel(backbone, weight, bias).eval()
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     ensure_pad_token(tokenizer, backbone)
-    logger.info("%s: value head: %s; chat template: %s", path, layout, install_chat_template(tokenizer, template_name))
+    logger.info(
+        "%s: value head: %s; chat template: %s", path, layout, install_chat_template(tokenizer, template_name)
+    )
     device = default_device(device_map)
     if not device_map:
         model.to(device)
@@ -237,9 +273,18 @@ def load_value_head(path: str, *, gguf_file: str | None = None, dtype: str = "fl
     normalization = (float(stats[0]), float(stats[1])) if normal else None
     limit = getattr(backbone.config.get_text_config(), "max_position_embeddings", None) or 4096
     # Positions come from the mask and the last real token is found from it, so either side is exact.
-    return ClassifierRM(model, tokenizer, kind="value_head", max_length=min(max_length or limit, limit),
-                        batch_tokens=batch_tokens, device=device, normalization=normalization, pad_side="left",
-                        name=str(path)).with_model(model)
+    return ClassifierRM(
+        model,
+        tokenizer,
+        kind="value_head",
+        max_length=min(max_length or limit, limit),
+        batch_tokens=batch_tokens,
+        device=device,
+        normalization=normalization,
+        pad_side="left",
+        name=str(path),
+        model=model,
+    )
 
 
 # --- remote code -------------------------------------------------------------------------------------
@@ -259,8 +304,10 @@ def _score_columns(output, rows: int, path: str) -> torch.Tensor:
         if logits is not None and logits.reshape(rows, -1).shape[1] == 1:
             score = logits
     if score is None or score.reshape(rows, -1).shape[1] != 1:
-        raise RewardkitError(f"{path}: the model's forward returned {type(output).__name__} without a one-column "
-                             "`score` (or `logits`); rewardkit reads output.score and, if present, output.rewards")
+        raise RewardkitError(
+            f"{path}: the model's forward returned {type(output).__name__} without a one-column "
+            "`score` (or `logits`); rewardkit reads output.score and, if present, output.rewards"
+        )
     columns = [score.reshape(rows, 1).float()]
     rewards = None if isinstance(output, torch.Tensor) else _field(output, "rewards")
     if rewards is not None:
@@ -277,10 +324,19 @@ def objective_names(config, k: int) -> list[str]:
     return [f"reward_{i}" for i in range(k)]
 
 
-def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: str | None = None,
-                     dtype: str = "float32", attn_implementation: str | None = None, device_map: str | None = None,
-                     template_name: str | None = "auto", max_length: int | None = None,
-                     batch_tokens: int = 16384, **_ignored) -> ClassifierRM:
+def load_remote_code(
+    path: str,
+    *,
+    trust_remote_code: bool = False,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
+    device_map: str | None = None,
+    template_name: str | None = "auto",
+    max_length: int | None = None,
+    batch_tokens: int = 16384,
+    **_ignored,
+) -> ClassifierRM:
     """A model whose own code computes the reward (ArmoRM style), loaded only with `trust_remote_code=True`.
 
     Sub-scores: "score" (the reward, column 0), then the output's per-objective `rewards`, named from the
@@ -294,8 +350,10 @@ def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: s
     from transformers import AutoModelForSequenceClassification
 
     if not trust_remote_code:
-        raise RewardkitError(f"--model {path}: this model runs its own Python code (config.json auto_map); "
-                             "read that code, then pass --trust_remote_code to run it")
+        raise RewardkitError(
+            f"--model {path}: this model runs its own Python code (config.json auto_map); "
+            "read that code, then pass --trust_remote_code to run it"
+        )
     kwargs = _load_kwargs("remote-code", gguf_file, dtype, attn_implementation, device_map, True)
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
@@ -320,7 +378,18 @@ def load_remote_code(path: str, *, trust_remote_code: bool = False, gguf_file: s
 
     limit = getattr(model.config, "max_position_embeddings", None) or 4096
     # Right padding: remote code commonly finds the last token from the first pad (as ArmoRM does).
-    rm = ClassifierRM(forward, tokenizer, kind="remote_code", max_length=min(max_length or limit, limit),
-                      batch_tokens=batch_tokens, device=device, normalization=reward_normalization(model.config),
-                      sub_score_names=["score"], reward_column=0, pad_side="right", name=str(path))
-    return rm.with_model(model)
+    rm = ClassifierRM(
+        forward,
+        tokenizer,
+        kind="remote_code",
+        max_length=min(max_length or limit, limit),
+        batch_tokens=batch_tokens,
+        device=device,
+        normalization=reward_normalization(model.config),
+        sub_score_names=["score"],
+        reward_column=0,
+        pad_side="right",
+        name=str(path),
+        model=model,
+    )
+    return rm

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rewardkit.errors import RewardkitError, first_line
-from rewardkit.scorers.base import Conversation, PointwiseMixin, Score
+from rewardkit.scorers.base import Messages, PointwiseMixin, Score
 
 SPEC_FORMS = "module.path:function or path/to/file.py:function"
 
@@ -26,11 +26,14 @@ def _import_module(name: str, spec: str):
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         if e.name and (name == e.name or name.startswith(e.name + ".")):
-            raise RewardkitError(f"--model {spec}: no module named '{e.name}' on sys.path "
-                                 f"(give {SPEC_FORMS})") from e
+            raise RewardkitError(
+                f"--model {spec}: no module named '{e.name}' on sys.path (give {SPEC_FORMS})"
+            ) from e
         raise RewardkitError(f"--model {spec}: importing '{name}' failed: {first_line(e)}") from e
     except Exception as e:  # the user's module raised while importing
-        raise RewardkitError(f"--model {spec}: importing '{name}' failed: {type(e).__name__}: {first_line(e)}") from e
+        raise RewardkitError(
+            f"--model {spec}: importing '{name}' failed: {type(e).__name__}: {first_line(e)}"
+        ) from e
 
 
 def _import_file(file: Path, spec: str):
@@ -45,7 +48,9 @@ def _import_file(file: Path, spec: str):
         module_spec.loader.exec_module(module)
     except Exception as e:
         sys.modules.pop(name, None)
-        raise RewardkitError(f"--model {spec}: running '{file}' failed: {type(e).__name__}: {first_line(e)}") from e
+        raise RewardkitError(
+            f"--model {spec}: running '{file}' failed: {type(e).__name__}: {first_line(e)}"
+        ) from e
     return module
 
 
@@ -59,8 +64,10 @@ def import_function(spec: str) -> Callable:
     for part in attr.split("."):
         if not hasattr(obj, part):
             public = sorted(n for n in dir(obj) if not n.startswith("_") and callable(getattr(obj, n, None)))
-            raise RewardkitError(f"--model {spec}: '{target}' has no attribute '{attr}' "
-                                 f"(callables there: {', '.join(public) or 'none'})")
+            raise RewardkitError(
+                f"--model {spec}: '{target}' has no attribute '{attr}' "
+                f"(callables there: {', '.join(public) or 'none'})"
+            )
         obj = getattr(obj, part)
     if not callable(obj):
         raise RewardkitError(f"--model {spec}: '{attr}' is a {type(obj).__name__}, not a function")
@@ -85,7 +92,7 @@ class FunctionRM(PointwiseMixin):
             raise RewardkitError(f"--batch_size {batch_size}: must be at least 1")
         self.fn, self.name, self.batch_size = fn, spec, batch_size
 
-    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
+    def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         scores: list[Score] = []
         for start in range(0, len(conversations), self.batch_size):
             batch = [list(conv) for conv in conversations[start : start + self.batch_size]]
@@ -96,11 +103,15 @@ class FunctionRM(PointwiseMixin):
         if hasattr(result, "tolist") and not isinstance(result, (list, tuple)):  # numpy array, torch tensor
             result = result.tolist()
         if not isinstance(result, (list, tuple)):
-            raise RewardkitError(f"--model {self.name}: the function returned a {type(result).__name__}; "
-                                 "expected a list of floats or of dicts with a 'score'")
+            raise RewardkitError(
+                f"--model {self.name}: the function returned a {type(result).__name__}; "
+                "expected a list of floats or of dicts with a 'score'"
+            )
         if len(result) != expected:
-            raise RewardkitError(f"--model {self.name}: the function returned {len(result)} scores "
-                                 f"for {expected} conversations")
+            raise RewardkitError(
+                f"--model {self.name}: the function returned {len(result)} scores "
+                f"for {expected} conversations"
+            )
         return [self._to_score(item, i) for i, item in enumerate(result)]
 
     def _to_score(self, item, i: int) -> Score:
@@ -109,8 +120,10 @@ class FunctionRM(PointwiseMixin):
         if isinstance(item, dict) and _is_number(item.get("score")):
             subs = {str(k): float(v) for k, v in item.items() if k != "score" and _is_number(v)}
             return Score(float(item["score"]), sub_scores=subs)
-        raise RewardkitError(f"--model {self.name}: result {i} is {item!r:.80}; expected a number "
-                             "or a dict with a numeric 'score'")
+        raise RewardkitError(
+            f"--model {self.name}: result {i} is {item!r:.80}; expected a number "
+            "or a dict with a numeric 'score'"
+        )
 
 
 def _is_number(value) -> bool:

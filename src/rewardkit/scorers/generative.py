@@ -30,7 +30,7 @@ import torch
 
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers import judge_prompts as jp
-from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
+from rewardkit.scorers.base import Group, GroupMixin, Messages, Score, as_messages, split_groups
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def shared_cap(lengths: Sequence[int], excess: int) -> int:
 
 
 # ---------------------------------------------------------------- the judge
-class GenerativeJudge:
+class GenerativeJudge(GroupMixin):
     """A local causal chat LM as a reward model (kind "generative").
 
     Example:
@@ -98,7 +98,7 @@ class GenerativeJudge:
             self._rating_ids, self._ten_split = self._rating_tokens()
 
     # ---- protocol
-    def score_detailed(self, conversations: Sequence[Conversation]) -> list[Score]:
+    def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         """Rate each conversation's last assistant answer 1..10 (modes pointwise and logprob)."""
         if self.mode == "pairwise":
             raise RewardkitError(
@@ -116,41 +116,46 @@ class GenerativeJudge:
             return self._rate_logprob(prompts)
         return self._rate_generated(prompts)
 
-    def score(self, conversations: Sequence[Conversation]) -> list[float]:
-        return [s.score for s in self.score_detailed(conversations)]
-
-    def score_pairs(self, prompts, chosen, rejected) -> tuple[list[float], list[float]]:
-        """Pairwise/logprob: P(chosen beats rejected) and its complement. Pointwise: both ratings."""
-        if not len(prompts) == len(chosen) == len(rejected):
-            raise RewardkitError("score_pairs: prompts, chosen and rejected must have the same length")
-        if self.mode == "pointwise":
-            scores = self.score([_answered(p, a) for p, a in zip([*prompts, *prompts], [*chosen, *rejected])])
-            return scores[: len(chosen)], scores[len(chosen) :]
-        wins = [s.score for s in self.judge_pairs(prompts, chosen, rejected)]
-        return wins, [1.0 - w for w in wins]
-
-    def compare(self, prompt: Conversation | str, responses: Sequence[str]) -> Comparison:
-        """Rank responses: by rating (pointwise), else by mean win rate in a round-robin (both orders).
-
-        A single response scores 0.5 (nothing to compare it with).
+    def score_groups(self, groups: Sequence[Group]) -> list[list[Score]]:
+        """Pointwise: each answer's rating. Pairwise/logprob: every pair of a group's answers judged in
+        both orders; an answer's score is its mean win share against the others (for a pair: P(first
+        beats second) and its complement), a lone answer scores 0.5 (nothing to compare it with).
         """
-        if not responses:
-            raise RewardkitError("compare: responses is empty")
         if self.mode == "pointwise":
-            scores = self.score([_answered(prompt, r) for r in responses])
-            return Comparison(scores=scores, ranking=ranking(scores))
-        n = len(responses)
-        if n == 1:
-            return Comparison(scores=[0.5], ranking=[0])
-        pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
-        firsts, seconds = [responses[i] for i, _ in pairs], [responses[j] for _, j in pairs]
-        judged = self.judge_pairs([prompt] * len(pairs), firsts, seconds)
-        wins = [0.0] * n
-        for (i, j), s in zip(pairs, judged):
-            wins[i] += s.score
-            wins[j] += 1.0 - s.score
-        scores = [w / (n - 1) for w in wins]
-        return Comparison(scores=scores, ranking=ranking(scores))
+            return split_groups(self.score_detailed([c for g in groups for c in g.conversations()]), groups)
+        pairs = [
+            (g, i, j)
+            for g, group in enumerate(groups)
+            for i in range(len(group.answers))
+            for j in range(i + 1, len(group.answers))
+        ]
+        judged = self.judge_pairs(
+            [groups[g].prompt for g, _, _ in pairs],
+            [groups[g].answers[i] for g, i, _ in pairs],
+            [groups[g].answers[j] for g, _, j in pairs],
+        )
+        mine: list[list[list[tuple[float, Score]]]] = [[[] for _ in g.answers] for g in groups]
+        for (g, i, j), s in zip(pairs, judged):
+            mine[g][i].append((s.score, s))
+            mine[g][j].append((1.0 - s.score, s))
+        out = []
+        for group in mine:
+            scores = []
+            for results in group:
+                if not results:
+                    scores.append(Score(0.5))
+                    continue
+                sub = dict(results[0][1].sub_scores, p_win=results[0][0]) if len(results) == 1 else {}
+                scores.append(
+                    Score(
+                        sum(w for w, _ in results) / len(results),
+                        num_tokens=max(s.num_tokens for _, s in results),
+                        truncated=any(s.truncated for _, s in results),
+                        sub_scores=sub,
+                    )
+                )
+            out.append(scores)
+        return out
 
     # ---- pairwise judgments
     def judge_pairs(self, prompts, xs: Sequence[str], ys: Sequence[str]) -> list[Score]:
@@ -238,7 +243,7 @@ class GenerativeJudge:
         ]
 
     # ---- prompts
-    def _fit(self, history: Conversation, answers: list[str], pointwise: bool) -> tuple[str, int, bool]:
+    def _fit(self, history: Messages, answers: list[str], pointwise: bool) -> tuple[str, int, bool]:
         """(chat-rendered judge prompt, its token count, truncated?) within max_length.
 
         Older turns go first; if the last turn and the answers alone are still too long, each of
@@ -280,7 +285,7 @@ class GenerativeJudge:
         enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return text[: enc["offset_mapping"][n_tokens - 1][1]] + " [...]"
 
-    def _render(self, history: Conversation, answers: list[str], pointwise: bool) -> str:
+    def _render(self, history: Messages, answers: list[str], pointwise: bool) -> str:
         only = self.mode == "logprob"
         if pointwise:
             user, prefill = jp.pointwise_prompt(history, *answers, verdict_only=only), jp.RATING_PREFILL
@@ -297,7 +302,8 @@ class GenerativeJudge:
         from transformers import GenerationConfig, StoppingCriteriaList
 
         config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=False,
+            max_new_tokens=self.max_new_tokens,
+            do_sample=False,
             pad_token_id=self.tokenizer.pad_token_id,
             eos_token_id=self.model.generation_config.eos_token_id or self.tokenizer.eos_token_id,
         )
@@ -328,8 +334,11 @@ class GenerativeJudge:
             if follow is not None:
                 step = torch.full_like(enc["input_ids"][:, :1], follow)
                 nxt = self.model(
-                    input_ids=step, attention_mask=torch.cat([mask, torch.ones_like(step)], dim=-1),
-                    position_ids=pos[:, -1:] + 1, past_key_values=out.past_key_values, logits_to_keep=1,
+                    input_ids=step,
+                    attention_mask=torch.cat([mask, torch.ones_like(step)], dim=-1),
+                    position_ids=pos[:, -1:] + 1,
+                    past_key_values=out.past_key_values,
+                    logits_to_keep=1,
                 )
                 seconds.append(nxt.logits[:, -1, :].float().cpu())
         back = torch.argsort(torch.tensor(order))
@@ -382,10 +391,6 @@ class _StopAfterDecision:
         return torch.tensor(["]]" in t for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
-def _answered(prompt: Conversation | str, answer: str) -> Conversation:
-    return as_messages(prompt) + [{"role": "assistant", "content": answer}]
-
-
 def load_judge(
     path: str,
     mode: str = "pairwise",
@@ -409,9 +414,17 @@ def load_judge(
     if template_name is not None or batch_tokens is not None:
         logger.info("generative judge: template_name/batch_tokens are not used by judges; ignored")
     return GenerativeJudge(
-        path, mode=mode, max_new_tokens=max_new_tokens, seed=seed, dtype=dtype, device=device_map,
-        batch_size=batch_size, trust_remote_code=trust_remote_code, max_length=max_length or 2048,
-        gguf_file=gguf_file, attn_implementation=attn_implementation,
+        path,
+        mode=mode,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        dtype=dtype,
+        device=device_map,
+        batch_size=batch_size,
+        trust_remote_code=trust_remote_code,
+        max_length=max_length or 2048,
+        gguf_file=gguf_file,
+        attn_implementation=attn_implementation,
     )
 
 
@@ -433,7 +446,11 @@ def _load(path: Path, dtype, device, trust_remote_code: bool, gguf_file: str | N
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(
-        path, gguf_file=gguf_file, dtype=dtype or "auto", device_map=device,
-        attn_implementation=attn, trust_remote_code=trust_remote_code,
+        path,
+        gguf_file=gguf_file,
+        dtype=dtype or "auto",
+        device_map=device,
+        attn_implementation=attn,
+        trust_remote_code=trust_remote_code,
     )
     return model.eval(), tokenizer

@@ -50,7 +50,7 @@ must not influence you.
 {ending}"""
 
 PAIRWISE_ENDING_EXPLAIN = (
-    'Explain your reasoning in one or two sentences, then end with your verdict in exactly this form: '
+    "Explain your reasoning in one or two sentences, then end with your verdict in exactly this form: "
     '"[[A]]" if answer A is better, "[[B]]" if answer B is better, or "[[C]]" for a tie.'
 )
 PAIRWISE_ENDING_VERDICT_ONLY = (
@@ -108,7 +108,7 @@ def pointwise_prompt(history: Sequence[Message], answer: str, verdict_only: bool
 
 
 def parse_verdict(text: str) -> str | None:
-    """"A", "B" or "C" (tie) when `text` holds exactly one bracketed item and it is one of those; else None.
+    """ "A", "B" or "C" (tie) when `text` holds exactly one bracketed item and it is one of those; else None.
 
     Example:
         >>> parse_verdict("B is clearer. [[B]]"), parse_verdict("[[A]] or [[B]]"), parse_verdict("[[a]]")

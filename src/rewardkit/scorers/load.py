@@ -6,11 +6,10 @@ import json
 import logging
 from pathlib import Path
 
+from rewardkit.config import KINDS
 from rewardkit.errors import RewardkitError
 
 logger = logging.getLogger(__name__)
-
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 
 
 def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
@@ -19,12 +18,17 @@ def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
         return "function", f"'{path}' has the form module.path:function"
     folder = Path(path)
     if not folder.is_dir():
-        raise RewardkitError(f"--model {path}: no such folder (models are loaded from local paths; "
-                             "a Python scorer is given as module.path:function)")
+        raise RewardkitError(
+            f"--model {path}: no such folder (models are loaded from local paths; "
+            "a Python scorer is given as module.path:function)"
+        )
     if (folder / "value_head.safetensors").is_file() or (folder / "value_head.bin").is_file():
         return "value_head", "value_head.safetensors beside the model (LLaMA-Factory layout)"
     if gguf_file:
-        return "seq_classifier", "a GGUF file (loaded as a sequence classifier; use --kind generative for a judge)"
+        return (
+            "seq_classifier",
+            "a GGUF file (loaded as a sequence classifier; use --kind generative for a judge)",
+        )
     config_file = folder / "config.json"
     if not config_file.is_file():
         raise RewardkitError(f"--model {path}: no config.json; pass --kind and --gguf_file for GGUF models")
@@ -45,7 +49,9 @@ def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
         return "value_head", f"{arch or 'a'} checkpoint with a '{prefix}' value head (OpenRLHF layout)"
     if arch.endswith("ForCausalLM"):
         return "generative", f"architecture {arch} with no reward head: used as a generative judge"
-    raise RewardkitError(f"--model {path}: cannot tell the kind from architecture '{arch}'; pass --kind ({', '.join(KINDS[1:])})")
+    raise RewardkitError(
+        f"--model {path}: cannot tell the kind from architecture '{arch}'; pass --kind ({', '.join(KINDS[1:])})"
+    )
 
 
 def load_reward_model(path: str, kind: str = "auto", **options):

@@ -33,7 +33,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 
 from rewardkit.errors import RewardkitError
-from rewardkit.scorers.base import Score, as_messages, ranking
+from rewardkit.scorers.base import Group, Score, as_messages, ranking
 from rewardkit.serve.batcher import Batcher, Kind, LimitExceeded
 from rewardkit.serve.metrics import ServeMetrics
 from rewardkit.serve.schemas import (
@@ -79,7 +79,8 @@ def _check_items(served: _Served, n: int, what: str) -> None:
 async def _scored(served: _Served, kind: Kind, payloads: list) -> list[Score]:
     if kind == "texts" and not callable(getattr(served.model, "score_texts", None)):
         raise HTTPException(
-            400, f"this model (kind={getattr(served.model, 'kind', '?')}) cannot score formatted text; "
+            400,
+            f"this model (kind={getattr(served.model, 'kind', '?')}) cannot score formatted text; "
             "send messages to /score or /pooling instead",
         )
     return await _run(served.batcher, kind, payloads)
@@ -103,8 +104,8 @@ async def compare(req: CompareRequest, request: Request):
     served = _served(request)
     _check_items(served, len(req.responses), "responses")
     head = as_messages(req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt])
-    convs = [head + [{"role": "assistant", "content": r}] for r in req.responses]
-    cols = _columns(await _scored(served, "conversations", convs))
+    (scored,) = await _scored(served, "groups", [Group(head, list(req.responses))])  # one scoring protocol
+    cols = _columns(scored)
     return CompareResponse(**cols, ranking=ranking(cols["scores"]))
 
 
@@ -131,7 +132,9 @@ async def pooling(req: PoolingRequest, request: Request):
     _columns(results)  # the finiteness check
     tokens = sum(int(s.num_tokens) for s in results)
     return PoolingResponse(
-        id=f"pool-{uuid.uuid4().hex}", created=int(time.time()), model=served.name,
+        id=f"pool-{uuid.uuid4().hex}",
+        created=int(time.time()),
+        model=served.name,
         data=[PoolingData(index=i, data=_head_output(s)) for i, s in enumerate(results)],
         usage=PoolingUsage(prompt_tokens=tokens, total_tokens=tokens),
     )
@@ -182,12 +185,21 @@ def create_app(
         batching: False scores each request alone (for comparison).
     """
     _check_settings(
-        model, max_body_bytes=max_body_bytes, max_items=max_items, max_batch_tokens=max_batch_tokens,
-        max_batch_items=max_batch_items, max_tokens_per_item=max_tokens_per_item, max_wait_ms=max_wait_ms,
+        model,
+        max_body_bytes=max_body_bytes,
+        max_items=max_items,
+        max_batch_tokens=max_batch_tokens,
+        max_batch_items=max_batch_items,
+        max_tokens_per_item=max_tokens_per_item,
+        max_wait_ms=max_wait_ms,
     )
     batcher = Batcher(
-        model, max_batch_tokens=max_batch_tokens, max_batch_items=max_batch_items, max_wait_ms=max_wait_ms,
-        max_tokens_per_item=max_tokens_per_item, enabled=batching,
+        model,
+        max_batch_tokens=max_batch_tokens,
+        max_batch_items=max_batch_items,
+        max_wait_ms=max_wait_ms,
+        max_tokens_per_item=max_tokens_per_item,
+        enabled=batching,
     )
     metrics = ServeMetrics(queue_depth=batcher.queue_depth)
     batcher.on_batch = metrics.observe_batch
@@ -269,8 +281,11 @@ def _columns(results: list[Score]) -> dict[str, Any]:
 
 
 def _head_output(s: Score) -> list[float]:
-    """The reward head's output: the raw score, then the per-objective sub-scores in model order."""
-    return [float(s.score), *(float(v) for v in (s.sub_scores or {}).values())]
+    """The reward head's output: the raw score, then the per-objective sub-scores in model order.
+
+    Remote-code models list the score itself among their sub-scores (as "score"); it is given once.
+    """
+    return [float(s.score), *(float(v) for k, v in (s.sub_scores or {}).items() if k != "score")]
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -326,7 +341,9 @@ class _Guard:
     async def _guarded(self, scope, receive, send):
         if self.key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorized(scope):
             return await _send_json(
-                send, 401, "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
+                send,
+                401,
+                "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
                 [(b"www-authenticate", b"Bearer")],
             )
         cap = self.max_body_bytes

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Score
 
-Kind = Literal["conversations", "texts"]
+Kind = Literal["conversations", "texts", "groups"]  # groups: `scorers.base.Group`, one list of Scores each
 CHARS_PER_TOKEN = 4  # estimate for models without a token counter; used for the batch budget only
 
 
@@ -226,11 +226,22 @@ class Batcher:
             self._waiting -= len(job.payloads)
 
     def _costs(self, job: _Job) -> list[int]:
-        counter = getattr(self.model, "count_tokens", None) if job.kind == "conversations" else None
-        if counter is None:  # formatted texts, or a model without a counter: an estimate for the budget
-            costs = [len(str(p)) // CHARS_PER_TOKEN + 1 for p in job.payloads]
+        """Tokens per payload (a group: its conversations' sum), each conversation checked against the cap."""
+        convs = job.payloads
+        if job.kind == "groups":
+            convs = [c for g in job.payloads for c in g.conversations()]
+        counter = getattr(self.model, "count_tokens" if job.kind != "texts" else "count_text_tokens", None)
+        if counter is None:  # a model without a counter: an estimate for the budget and the cap
+            counts = [len(str(p)) // CHARS_PER_TOKEN + 1 for p in convs]
+        else:
+            counts = [int(n) for n in counter(convs)]
+        costs = self._capped(counts)
+        if job.kind != "groups":
             return costs
-        costs = [int(n) for n in counter(job.payloads)]
+        sizes = [len(g.answers) for g in job.payloads]
+        return [sum(costs[sum(sizes[:k]) : sum(sizes[: k + 1])]) for k in range(len(sizes))]
+
+    def _capped(self, costs: list[int]) -> list[int]:
         cap = self.max_tokens_per_item
         if cap is not None:
             for i, n in enumerate(costs):
@@ -268,7 +279,12 @@ class Batcher:
                 _resolve(job, result=job.results)
 
     def _call(self, kind: Kind, payloads: list[Any]) -> list[Score]:
-        fn = self.model.score_detailed if kind == "conversations" else self.model.score_texts
+        if kind == "conversations":
+            fn = self.model.score_detailed
+        elif kind == "texts":
+            fn = self.model.score_texts
+        else:
+            fn = self.model.score_groups
         scores = list(fn(payloads))
         if len(scores) != len(payloads):
             raise RuntimeError(f"the model returned {len(scores)} scores for {len(payloads)} items")

@@ -85,8 +85,13 @@ class ErrorResponse(BaseModel):
 
 
 def _errors(*codes: int) -> dict:
-    why = {400: "not supported by this model", 401: "missing or wrong API key", 413: "over a server limit",
-           422: "invalid request", 500: "the model failed"}
+    why = {
+        400: "not supported by this model",
+        401: "missing or wrong API key",
+        413: "over a server limit",
+        422: "invalid request",
+        500: "the model failed",
+    }
     return {c: {"model": ErrorResponse, "description": why[c]} for c in codes}
 
 

@@ -20,18 +20,29 @@ def load_vllm_reward_model(model_args) -> ClassifierRM:
         from vllm import LLM
         from vllm.config import PoolerConfig
     except ImportError as e:
-        raise RewardkitError("--backend vllm needs vLLM: pip install vllm (on a machine with a CUDA GPU)") from e
+        raise RewardkitError(
+            "--backend vllm needs vLLM: pip install vllm (on a machine with a CUDA GPU)"
+        ) from e
     if not torch.cuda.is_available():
         raise RewardkitError("--backend vllm needs a CUDA GPU; use --backend torch on CPU")
+    for flag, value in (("--gguf_file", model_args.gguf_file), ("--device_map", model_args.device_map)):
+        if value:  # vLLM places and loads the model itself; silently ignoring these would score another setup
+            raise RewardkitError(
+                f"{flag} is not supported with --backend vllm (drop it, or use --backend torch)"
+            )
+    from rewardkit.core.loading import load_tokenizer, reward_normalization
     from rewardkit.data.tokenize import install_chat_template
-    from rewardkit.scorers.seq_classifier import reward_normalization
-    from rewardkit.train.model import load_tokenizer
 
     tokenizer = load_tokenizer(model_args.model, trust_remote_code=model_args.trust_remote_code)
     install_chat_template(tokenizer, model_args.template_name)
-    llm = LLM(model=model_args.model, runner="pooling", convert="classify",
-              dtype=model_args.torch_dtype if model_args.torch_dtype != "float32" else "float32",
-              trust_remote_code=model_args.trust_remote_code, pooler_config=PoolerConfig(activation=False))
+    llm = LLM(
+        model=model_args.model,
+        runner="pooling",
+        convert="classify",
+        dtype=model_args.torch_dtype,
+        trust_remote_code=model_args.trust_remote_code,
+        pooler_config=PoolerConfig(activation=False),
+    )
     limit = llm.llm_engine.model_config.max_model_len
 
     def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -40,6 +51,13 @@ def load_vllm_reward_model(model_args) -> ClassifierRM:
         return torch.stack([out.outputs.data.float().flatten()[0] for out in outputs])
 
     config = llm.llm_engine.model_config.hf_config
-    return ClassifierRM(forward, tokenizer, kind="seq_classifier", max_length=min(model_args.max_length or limit, limit),
-                        batch_tokens=1 << 30, max_batch_rows=1024, normalization=reward_normalization(config),
-                        name=f"{model_args.model} (vllm)")
+    return ClassifierRM(
+        forward,
+        tokenizer,
+        kind="seq_classifier",
+        max_length=min(model_args.max_length or limit, limit),
+        batch_tokens=1 << 30,
+        max_batch_rows=1024,
+        normalization=reward_normalization(config),
+        name=f"{model_args.model} (vllm)",
+    )

@@ -6,19 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-def pad_rows(rows: list[list[int]], pad_id: int, side: str = "right", multiple_of: int | None = None):
-    """(ids, mask) tensors of `rows` padded to the longest (rounded up to `multiple_of`)."""
-    width = max(len(r) for r in rows)
-    if multiple_of:
-        width = -(-width // multiple_of) * multiple_of
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        span = slice(0, len(row)) if side == "right" else slice(width - len(row), width)
-        ids[i, span] = torch.tensor(row, dtype=torch.long)
-        mask[i, span] = 1
-    return ids, mask
+from rewardkit.core.batching import pad_rows
 
 
 @dataclass

@@ -14,11 +14,20 @@ from rewardkit.errors import RewardkitError
 logger = logging.getLogger(__name__)
 
 
-def read_splits(*, dataset_name: str | None, train_file_dir: str | None, validation_file_dir: str | None,
-                validation_split_percentage: float, max_train_samples: int | None,
-                max_eval_samples: int | None, seed: int) -> tuple[list[PreferencePair], list[PreferencePair], DropReport]:
+def read_splits(
+    *,
+    dataset_name: str | None,
+    train_file_dir: str | None,
+    validation_file_dir: str | None,
+    validation_split_percentage: float,
+    max_train_samples: int | None,
+    max_eval_samples: int | None,
+    seed: int,
+) -> tuple[list[PreferencePair], list[PreferencePair], DropReport]:
     """Train and validation pairs (validation split off the training data when no files are given)."""
-    train, report = load_pairs(train_file_dir or dataset_name) if (train_file_dir or dataset_name) else ([], DropReport())
+    train, report = (
+        load_pairs(train_file_dir or dataset_name) if (train_file_dir or dataset_name) else ([], DropReport())
+    )
     if validation_file_dir:
         validation, eval_report = load_pairs(validation_file_dir)
         report.merge(eval_report)
@@ -44,18 +53,22 @@ def tokenize_pairs(tokenizer, pairs: list[PreferencePair], max_length: int, repo
         if enc.chosen_ids == enc.rejected_ids:
             report.add("identical_tokens", pair.source)
             continue
-        rows.append({
-            "input_ids_chosen": enc.chosen_ids,
-            "input_ids_rejected": enc.rejected_ids,
-            "prompt_length": common_prefix_len(enc.chosen_ids, enc.rejected_ids),
-            "length": len(enc.chosen_ids) + len(enc.rejected_ids),
-            "margin": enc.margin,
-            "turns_trimmed": enc.turns_trimmed,
-            "source": enc.source,
-        })
+        rows.append(
+            {
+                "input_ids_chosen": enc.chosen_ids,
+                "input_ids_rejected": enc.rejected_ids,
+                "prompt_length": common_prefix_len(enc.chosen_ids, enc.rejected_ids),
+                "length": len(enc.chosen_ids) + len(enc.rejected_ids),
+                "margin": enc.margin,
+                "turns_trimmed": enc.turns_trimmed,
+                "source": enc.source,
+            }
+        )
     if not rows and pairs:
         raise RewardkitError(f"{desc}: every pair was dropped ({report.summary()}); raise --max_length?")
     trimmed = sum(r["turns_trimmed"] > 0 for r in rows)
     if trimmed:
-        logger.info("%s: %d pairs had their oldest context turns trimmed to fit %d tokens", desc, trimmed, max_length)
+        logger.info(
+            "%s: %d pairs had their oldest context turns trimmed to fit %d tokens", desc, trimmed, max_length
+        )
     return Dataset.from_list(rows) if rows else None

@@ -13,15 +13,23 @@ from pathlib import Path
 
 import torch
 
+from rewardkit.core.rewards import unwrap
 from rewardkit.errors import RewardkitError
-from rewardkit.modeling import unwrap
 
 logger = logging.getLogger(__name__)
 
 
-def export_model(model, tokenizer, output_dir: str | Path, *, mode: str = "merged", dtype: torch.dtype | None = None,
-                 reward_stats: dict[str, float] | None = None, quantized: bool = False,
-                 state_dict: dict[str, torch.Tensor] | None = None) -> list[Path]:
+def export_model(
+    model,
+    tokenizer,
+    output_dir: str | Path,
+    *,
+    mode: str = "merged",
+    dtype: torch.dtype | None = None,
+    reward_stats: dict[str, float] | None = None,
+    quantized: bool = False,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> list[Path]:
     """Save `model` so that `AutoModelForSequenceClassification.from_pretrained(output_dir)` loads it as is.
 
     Args:
@@ -87,10 +95,13 @@ def gather_full_state_dict(accelerator, wrapped_model) -> dict[str, torch.Tensor
             return None
         try:
             return accelerator.get_state_dict(wrapped_model) or {}
-        except ValueError as e:  # accelerate's message when ZeRO-3 is told not to gather 16-bit weights on save
+        except (
+            ValueError
+        ) as e:  # accelerate's message when ZeRO-3 is told not to gather 16-bit weights on save
             raise RewardkitError(
                 "--deepspeed: ZeRO-3 can only export the reward model when the config sets "
-                '"stage3_gather_16bit_weights_on_model_save": true (configs/deepspeed_zero3.json does)') from e
+                '"stage3_gather_16bit_weights_on_model_save": true (configs/deepspeed_zero3.json does)'
+            ) from e
     if accelerator.distributed_type == DistributedType.FSDP:
         return accelerator.get_state_dict(wrapped_model) or {}
     return None
@@ -121,7 +132,8 @@ def materialize(model, state_dict: dict[str, torch.Tensor]):
     if empty or unexpected:
         raise RewardkitError(
             f"export: the gathered weights do not match {type(base).__name__}: missing {empty[:5] or 'none'}, "
-            f"unexpected {unexpected[:5] or 'none'} (of {len(state_dict)} tensors gathered)")
+            f"unexpected {unexpected[:5] or 'none'} (of {len(state_dict)} tensors gathered)"
+        )
     return copy.eval()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from rewardkit.modeling import sequence_rewards
+from rewardkit.core.rewards import sequence_rewards
 from rewardkit.train.loss import bradley_terry_loss, pairwise_metrics
 
 

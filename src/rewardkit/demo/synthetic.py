@@ -26,14 +26,14 @@ from __future__ import annotations
 import random
 
 from rewardkit.data.schema import PreferencePair
-from rewardkit.data.synthetic_arithmetic import APPLES_BAD as APPLES_BAD  # re-exported: the demo scores these
-from rewardkit.data.synthetic_arithmetic import APPLES_GOOD as APPLES_GOOD
-from rewardkit.data.synthetic_arithmetic import APPLES_PROMPT as APPLES_PROMPT
-from rewardkit.data.synthetic_arithmetic import arithmetic_pair
-from rewardkit.data.synthetic_tables import CAPITALS as _CAPITALS
-from rewardkit.data.synthetic_tables import ELEMENTS as _ELEMENTS
-from rewardkit.data.synthetic_tables import FACTS as _FACTS
-from rewardkit.data.synthetic_tables import REQUESTS as _REQUESTS
+from rewardkit.demo.synthetic_arithmetic import APPLES_BAD as APPLES_BAD  # re-exported: the demo scores these
+from rewardkit.demo.synthetic_arithmetic import APPLES_GOOD as APPLES_GOOD
+from rewardkit.demo.synthetic_arithmetic import APPLES_PROMPT as APPLES_PROMPT
+from rewardkit.demo.synthetic_arithmetic import arithmetic_pair
+from rewardkit.demo.synthetic_tables import CAPITALS as _CAPITALS
+from rewardkit.demo.synthetic_tables import ELEMENTS as _ELEMENTS
+from rewardkit.demo.synthetic_tables import FACTS as _FACTS
+from rewardkit.demo.synthetic_tables import REQUESTS as _REQUESTS
 
 FAMILIES = ("arithmetic", "factual", "refusal", "off_topic")
 

@@ -14,7 +14,9 @@ logger = logging.getLogger("rewardkit.demo")
 
 @dataclass
 class DemoArguments:
-    output_dir: str = field(default="outputs/demo", metadata={"help": "Where the data, checkpoints and model go."})
+    output_dir: str = field(
+        default="outputs/demo", metadata={"help": "Where the data, checkpoints and model go."}
+    )
     n_train: int = field(default=2000, metadata={"help": "Synthetic training pairs (seed 0)."})
     n_eval: int = field(default=400, metadata={"help": "Held-out synthetic pairs (seed 1)."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
@@ -22,16 +24,26 @@ class DemoArguments:
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Pairs per step."})
     max_length: int = field(default=256, metadata={"help": "Tokens per conversation."})
     use_peft: bool = field(default=False, metadata={"help": "LoRA instead of full fine-tuning."})
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."}
+    )
     seed: int = field(default=0, metadata={"help": "Random seed."})
 
 
 def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
     with path.open("w") as f:
         for p in pairs:
-            f.write(json.dumps({"prompt": p.prompt, "chosen": [{"role": "assistant", "content": p.chosen}],
-                                "rejected": [{"role": "assistant", "content": p.rejected}],
-                                "subset": p.subset}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "prompt": p.prompt,
+                        "chosen": [{"role": "assistant", "content": p.chosen}],
+                        "rejected": [{"role": "assistant", "content": p.rejected}],
+                        "subset": p.subset,
+                    }
+                )
+                + "\n"
+            )
 
 
 def run_demo(args: DemoArguments) -> dict:
@@ -41,7 +53,7 @@ def run_demo(args: DemoArguments) -> dict:
 
     from rewardkit.assets import minilm_dir
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
-    from rewardkit.data.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, make_preference_set
+    from rewardkit.demo.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, make_preference_set
     from rewardkit.train.run import run_train
 
     out = Path(args.output_dir)
@@ -51,14 +63,28 @@ def run_demo(args: DemoArguments) -> dict:
     model_dir = out / "model"
     metrics = run_train(
         ModelArguments(model_name_or_path=args.model_name_or_path or str(minilm_dir())),
-        DataArguments(train_file_dir=str(out / "data" / "train.jsonl"),
-                      validation_file_dir=str(out / "data" / "heldout.jsonl"), max_length=args.max_length),
-        TrainingArguments(output_dir=str(model_dir), num_train_epochs=args.num_train_epochs,
-                          learning_rate=args.learning_rate, per_device_train_batch_size=args.per_device_train_batch_size,
-                          per_device_eval_batch_size=64, warmup_steps=0.1, logging_steps=20, save_strategy="no",
-                          eval_strategy="no", report_to="none", seed=args.seed, do_train=True, do_eval=True,
-                          train_sampling_strategy="group_by_length",  # batches of similar length: less padding
-                          use_cpu=not torch.cuda.is_available()),
+        DataArguments(
+            train_file_dir=str(out / "data" / "train.jsonl"),
+            validation_file_dir=str(out / "data" / "heldout.jsonl"),
+            max_length=args.max_length,
+        ),
+        TrainingArguments(
+            output_dir=str(model_dir),
+            num_train_epochs=args.num_train_epochs,
+            learning_rate=args.learning_rate,
+            per_device_train_batch_size=args.per_device_train_batch_size,
+            per_device_eval_batch_size=64,
+            warmup_steps=0.1,
+            logging_steps=20,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            seed=args.seed,
+            do_train=True,
+            do_eval=True,
+            train_sampling_strategy="group_by_length",  # batches of similar length: less padding
+            use_cpu=not torch.cuda.is_available(),
+        ),
         ScriptArguments(use_peft=args.use_peft, template_name="auto"),
     )
     report = _evaluate(model_dir, out / "data" / "heldout.jsonl", out / "eval", args.seed)
@@ -72,17 +98,24 @@ def run_demo(args: DemoArguments) -> dict:
         with torch.no_grad():
             scores.append(rm(**enc).logits[0][0].item())
     accuracy = metrics["eval"]["eval_accuracy"]
-    print(f"\nheld-out accuracy: {accuracy:.1%} on {metrics['eval']['eval_samples']} synthetic pairs (chance 50%)")
+    print(
+        f"\nheld-out accuracy: {accuracy:.1%} on {metrics['eval']['eval_samples']} synthetic pairs (chance 50%)"
+    )
     for family, stat in sorted(report["subsets"].items()):
         acc = stat["accuracy"]
-        print(f"  {family:<11} {acc['value']:.1%} (95% CI {acc['ci_low']:.1%}-{acc['ci_high']:.1%}) on {stat['n']} pairs")
+        print(
+            f"  {family:<11} {acc['value']:.1%} (95% CI {acc['ci_low']:.1%}-{acc['ci_high']:.1%}) on {stat['n']} pairs"
+        )
     print(f"Score for response 1 (correct, 9 ÷ 3 = 3): {scores[0]:.4f}")
     print(f"Score for response 2 (wrong, 9 ÷ 2 = 4.5): {scores[1]:.4f}")
     print(f"the correct answer {'wins' if scores[0] > scores[1] else 'LOSES'}; model saved in {model_dir}")
     print(f"evaluation report (calibration, length bias, plots): {out / 'eval' / 'report.md'}")
-    result = {"heldout_accuracy": accuracy, "family_accuracy": {f: s["accuracy"]["value"]
-                                                                for f, s in report["subsets"].items()},
-              "apples_scores": scores, "model_dir": str(model_dir)}
+    result = {
+        "heldout_accuracy": accuracy,
+        "family_accuracy": {f: s["accuracy"]["value"] for f, s in report["subsets"].items()},
+        "apples_scores": scores,
+        "model_dir": str(model_dir),
+    }
     (out / "demo_result.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -92,6 +125,11 @@ def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int) -> di
     from rewardkit.eval.run import run_eval_files
     from rewardkit.scorers.load import load_reward_model
 
-    results = run_eval_files(load_reward_model(str(model_dir)), [heldout], output_dir=output_dir, seed=seed,
-                             model_name="rewardkit demo (MiniLM-L6)")
+    results = run_eval_files(
+        load_reward_model(str(model_dir)),
+        [heldout],
+        output_dir=output_dir,
+        seed=seed,
+        model_name="rewardkit demo (MiniLM-L6)",
+    )
     return results["summary"]

@@ -7,9 +7,9 @@ its KV cache is then copied to every answer of the group (`Cache.reorder_cache` 
 groups of any size mix in one batch), and all answers run as one right-padded batch that continues
 from the cache. The attention mask is the prompt's mask followed by the answer's, position ids
 continue from the prompt's length, and the reward is read at each answer's last real token through
-the score head, as `rewardkit.modeling.sequence_rewards` does, so the scores equal the plain path's.
+the score head, as `rewardkit.core.rewards.sequence_rewards` does, so the scores equal the plain path's.
 
-Two ways, both exact. Decoders that training's pair packing supports (`train.packing.supports_packing`:
+Two ways, both exact. Decoders that pair packing supports (`core.packing.supports_packing`:
 Llama, Mistral, Qwen2/3 with sdpa or eager attention) pack each group as one segment
 `[prefix | answer 1 | ... | answer N]`, several groups to a padding-free row, with the block mask and
 per-block attention that training uses: every token is read once and nothing is padded. Other
@@ -19,28 +19,26 @@ cache is a plain `DynamicCache`.
 The shared prefix is found on token ids (`common_prefix_len` of the full encodings), never on text,
 so each conversation is tokenized exactly as when scored alone.
 
-Example:
-    >>> rm = enable_prefix_sharing(load_seq_classifier("outputs/demo/model"))  # doctest: +SKIP
-    >>> rm.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
-    ([1.93...], [-0.41...])
+`ClassifierRM(..., prefix_sharing=True)` (what `load_seq_classifier` builds for decoders) scores its
+groups through `prefix_group_rewards`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from functools import partial
 
 import torch
 
-from rewardkit.data.tokenize import common_prefix_len, encode_for_scoring
-from rewardkit.modeling import is_decoder, last_token_index, position_ids_from_mask, sequence_rewards, unwrap
-from rewardkit.scorers.base import Comparison, Conversation, Score, as_messages, ranking
-from rewardkit.scorers.classifier import batch_fill, fill_in_order, length_batches
-from rewardkit.train.collator import pad_rows
-from rewardkit.train.packing import pack_segment, packed_forward, supports_packing
-
-logger = logging.getLogger(__name__)
+from rewardkit.core.batching import batch_fill, fill_in_order, length_batches, pad_rows
+from rewardkit.core.packing import pack_segment, packed_forward, supports_packing
+from rewardkit.core.rewards import (
+    is_decoder,
+    last_token_index,
+    position_ids_from_mask,
+    sequence_rewards,
+    unwrap,
+)
+from rewardkit.data.tokenize import common_prefix_len
 
 
 def shared_prefix_len(rows: Sequence[Sequence[int]]) -> int:
@@ -69,8 +67,16 @@ def _plain_cache(cache) -> bool:
 
 
 @torch.no_grad()
-def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], *, pad_id: int,
-                   device: torch.device, batch_tokens: int, max_rows: int) -> list[torch.Tensor]:
+def _batch_rewards(
+    model,
+    groups: list[list[list[int]]],
+    prefix_lens: list[int],
+    *,
+    pad_id: int,
+    device: torch.device,
+    batch_tokens: int,
+    max_rows: int,
+) -> list[torch.Tensor]:
     """Rewards of every row of `groups`: the prefixes in one forward, then the answers in batches of
     similar length, each continuing from a copy of its own group's cache."""
     from transformers.cache_utils import DynamicCache
@@ -79,22 +85,35 @@ def _batch_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int],
     backbone = getattr(base, base.base_model_prefix)
     # Right padding leaves holes between a short prompt and its answer; the mask hides them and the
     # position ids skip them, and no query row is fully masked (which could put NaN into the cache).
-    p_ids, p_mask = (t.to(device) for t in pad_rows([rows[0][:k] for rows, k in zip(groups, prefix_lens)], pad_id))
+    p_ids, p_mask = (
+        t.to(device) for t in pad_rows([rows[0][:k] for rows, k in zip(groups, prefix_lens)], pad_id)
+    )
     positions = position_ids_from_mask(p_mask)
-    cache = backbone(input_ids=p_ids, attention_mask=p_mask, position_ids=positions, use_cache=True).past_key_values
+    cache = backbone(
+        input_ids=p_ids, attention_mask=p_mask, position_ids=positions, use_cache=True
+    ).past_key_values
     if not _plain_cache(cache):
         raise UnsupportedCache(type(cache).__name__)
     kv = [(layer.keys, layer.values) for layer in cache.layers]
-    answers = [(g, r, row[k:]) for g, (rows, k) in enumerate(zip(groups, prefix_lens)) for r, row in enumerate(rows)]
+    answers = [
+        (g, r, row[k:]) for g, (rows, k) in enumerate(zip(groups, prefix_lens)) for r, row in enumerate(rows)
+    ]
     out: list[list] = [[None] * len(rows) for rows in groups]
     for batch in length_batches([len(a) for _, _, a in answers], batch_tokens, max_rows, batch_fill(device)):
         owner = torch.tensor([answers[i][0] for i in batch], device=device)
-        own_cache = DynamicCache(ddp_cache_data=[(k[owner], v[owner]) for k, v in kv])  # one prefix copy per answer
+        own_cache = DynamicCache(
+            ddp_cache_data=[(k[owner], v[owner]) for k, v in kv]
+        )  # one prefix copy per answer
         a_ids, a_mask = (t.to(device) for t in pad_rows([answers[i][2] for i in batch], pad_id))
         mask = torch.cat([p_mask[owner], a_mask], dim=1)
         positions = position_ids_from_mask(mask)[:, p_ids.shape[1] :]
-        hidden = backbone(input_ids=a_ids, attention_mask=mask, position_ids=positions, past_key_values=own_cache,
-                          use_cache=True).last_hidden_state
+        hidden = backbone(
+            input_ids=a_ids,
+            attention_mask=mask,
+            position_ids=positions,
+            past_key_values=own_cache,
+            use_cache=True,
+        ).last_hidden_state
         last = hidden[torch.arange(hidden.shape[0], device=hidden.device), last_token_index(a_mask)]
         values = base.score(last).float().squeeze(-1).cpu()
         for j, i in enumerate(batch):
@@ -106,12 +125,13 @@ MAX_ROW_TOKENS = 4096  # a packed row's mask is width x width booleans: 16 MB at
 
 
 @torch.no_grad()
-def _packed_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int], *, device: torch.device,
-                    row_tokens: int) -> list[torch.Tensor]:
-    """Rewards of every row of `groups`, each group packed as one segment (`train.packing.pack_segment`)
+def _packed_rewards(
+    model, groups: list[list[list[int]]], prefix_lens: list[int], *, device: torch.device, row_tokens: int
+) -> list[torch.Tensor]:
+    """Rewards of every row of `groups`, each group packed as one segment (`core.packing.pack_segment`)
     and several groups, in input order, in one padding-free row of at most `row_tokens` tokens per forward.
 
-    The block mask and per-pair-block attention of training's pair packing (`train.packing`) make
+    The block mask and per-pair-block attention of training's pair packing (`core.packing`) make
     every answer see the prefix and itself only, at its unpacked positions, so the rewards equal the
     plain path's; no token is padded and no cache is copied.
     """
@@ -125,16 +145,24 @@ def _packed_rewards(model, groups: list[list[list[int]]], prefix_lens: list[int]
             reads.append((g, [len(ids) + j for j in last]))
             ids, positions, sides = ids + seg_ids, positions + seg_pos, sides + seg_sides
             owners += [g] * len(seg_ids)
-        per_token = packed_forward(model, *(torch.tensor([t], device=device) for t in (ids, positions, owners, sides)))
+        per_token = packed_forward(
+            model, *(torch.tensor([t], device=device) for t in (ids, positions, owners, sides))
+        )
         for g, index in reads:
             out[g] = per_token[0, index].float().squeeze(-1).cpu()
     return out
 
 
 @torch.no_grad()
-def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pad_id: int,
-                         device: torch.device | str = "cpu", batch_tokens: int = 16384,
-                         max_rows: int = 64) -> list[torch.Tensor]:
+def prefix_group_rewards(
+    model,
+    groups: Sequence[Sequence[Sequence[int]]],
+    *,
+    pad_id: int,
+    device: torch.device | str = "cpu",
+    batch_tokens: int = 16384,
+    max_rows: int = 64,
+) -> list[torch.Tensor]:
     """Rewards of token-id rows given in groups that share a prefix (a pair, or N answers to one prompt).
 
     Args:
@@ -156,7 +184,9 @@ def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pa
     groups = [[list(row) for row in rows] for rows in groups]
     prefix_lens = [shared_prefix_len(rows) if rows else 0 for rows in groups]
     if supports_packing(model):
-        return _packed_rewards(model, groups, prefix_lens, device=device, row_tokens=min(batch_tokens, MAX_ROW_TOKENS))
+        return _packed_rewards(
+            model, groups, prefix_lens, device=device, row_tokens=min(batch_tokens, MAX_ROW_TOKENS)
+        )
     out: list[torch.Tensor | None] = [None] * len(groups)
     for g, rows in enumerate(groups):
         if not rows:
@@ -167,14 +197,18 @@ def prefix_group_rewards(model, groups: Sequence[Sequence[Sequence[int]]], *, pa
     shared = [g for g, rows in enumerate(groups) if rows and prefix_lens[g] > 0]
     for batch in length_batches([prefix_lens[g] for g in shared], batch_tokens, max_rows, batch_fill(device)):
         picked = [shared[i] for i in batch]
-        values = _batch_rewards(model, [groups[g] for g in picked], [prefix_lens[g] for g in picked], pad_id=pad_id,
-                                device=device, batch_tokens=batch_tokens, max_rows=max_rows)
+        values = _batch_rewards(
+            model,
+            [groups[g] for g in picked],
+            [prefix_lens[g] for g in picked],
+            pad_id=pad_id,
+            device=device,
+            batch_tokens=batch_tokens,
+            max_rows=max_rows,
+        )
         for g, v in zip(picked, values):
             out[g] = v
     return out
-
-
-# ---------------------------------------------------------------- wiring onto a ClassifierRM
 
 
 def supports_prefix_sharing(model) -> bool:
@@ -185,85 +219,3 @@ def supports_prefix_sharing(model) -> bool:
         return is_decoder(model)
     except ValueError:  # neither `score` nor `classifier`: a value-head or custom model
         return False
-
-
-def score_groups_detailed(rm, groups: Sequence[Sequence[Conversation]]) -> list[list[Score]]:
-    """Score conversations given in groups that share their leading turns, computing each prefix once.
-
-    Falls back to `rm.score_detailed` (the plain path) when the model's cache cannot be shared.
-    """
-    encoded = [
-        [encode_for_scoring(rm.tokenizer, list(conv), rm.max_length) for conv in convs] for convs in groups
-    ]
-    pad_id = rm.tokenizer.pad_token_id if rm.tokenizer.pad_token_id is not None else 0
-    try:
-        values = prefix_group_rewards(
-            rm.model,
-            [[ids for ids, _ in group] for group in encoded],
-            pad_id=pad_id,
-            device=rm.device,
-            batch_tokens=rm.batch_tokens,
-            max_rows=rm.max_batch_rows,
-        )
-    except UnsupportedCache as e:
-        logger.info("prefix sharing is not available for this model's cache (%s): scoring in full", e)
-        flat = rm.score_detailed([conv for convs in groups for conv in convs])
-        sizes = [len(convs) for convs in groups]
-        starts = [sum(sizes[:i]) for i in range(len(sizes))]
-        return [flat[s : s + n] for s, n in zip(starts, sizes)]
-    return [
-        [rm.to_score(v, len(ids), t) for v, (ids, t) in zip(vals, group)]
-        for vals, group in zip(values, encoded)
-    ]
-
-
-def score_pairs_detailed(rm, prompts, chosen, rejected) -> tuple[list[Score], list[Score]]:
-    """`Score`s of each chosen and rejected answer, each pair's shared prefix computed once."""
-    if not len(prompts) == len(chosen) == len(rejected):
-        raise ValueError("score_pairs: prompts, chosen and rejected must have the same length")
-    groups = []
-    for prompt, c, r in zip(prompts, chosen, rejected):
-        head = as_messages(prompt)
-        groups.append(
-            [head + [{"role": "assistant", "content": c}], head + [{"role": "assistant", "content": r}]]
-        )
-    scored = score_groups_detailed(rm, groups)
-    return [s[0] for s in scored], [s[1] for s in scored]
-
-
-def score_pairs(rm, prompts, chosen, rejected) -> tuple[list[float], list[float]]:
-    """`RewardModel.score_pairs` with prefix sharing."""
-    c, r = score_pairs_detailed(rm, prompts, chosen, rejected)
-    return [s.score for s in c], [s.score for s in r]
-
-
-def compare(rm, prompt, responses) -> Comparison:
-    """`RewardModel.compare` (best-of-N) with the prompt computed once for all responses."""
-    if not responses:
-        return Comparison(scores=[], ranking=[])
-    head = as_messages(prompt)
-    (scored,) = score_groups_detailed(rm, [[head + [{"role": "assistant", "content": r}] for r in responses]])
-    scores = [s.score for s in scored]
-    return Comparison(scores=scores, ranking=ranking(scores))
-
-
-def enable_prefix_sharing(rm):
-    """Make `rm.score_pairs` and `rm.compare` share each prompt's forward, when `rm.model` is a decoder.
-
-    The methods are replaced on this instance only (no subclass). `rm.score_pairs_detailed` and
-    `rm.score_groups_detailed` are added. For encoders, value-head or function models `rm` is returned
-    unchanged. `rm.prefix_sharing` says which happened.
-
-    Args:
-        rm: a `ClassifierRM` built around `sequence_rewards` (as `load_seq_classifier` makes it).
-
-    Returns:
-        The same object, for chaining.
-    """
-    rm.prefix_sharing = supports_prefix_sharing(getattr(rm, "model", None))
-    if rm.prefix_sharing:
-        rm.score_groups_detailed = partial(score_groups_detailed, rm)
-        rm.score_pairs_detailed = partial(score_pairs_detailed, rm)
-        rm.score_pairs = partial(score_pairs, rm)
-        rm.compare = partial(compare, rm)
-    return rm

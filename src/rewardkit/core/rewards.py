@@ -61,8 +61,13 @@ def sequence_rewards(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
         return logits.float().squeeze(-1)
     base = unwrap(model)
-    per_token = head_outputs(model, base.score, input_ids=input_ids, attention_mask=attention_mask,
-                             position_ids=position_ids_from_mask(attention_mask))
+    per_token = head_outputs(
+        model,
+        base.score,
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position_ids_from_mask(attention_mask),
+    )
     rows = torch.arange(per_token.shape[0], device=per_token.device)
     return per_token[rows, last_token_index(attention_mask).to(per_token.device)].float().squeeze(-1)
 

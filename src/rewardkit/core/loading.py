@@ -1,0 +1,164 @@
+"""Loading a sequence-classification reward model and its tokenizer: dtype, GGUF, quantization, pad token, device."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from rewardkit.config import DTYPE_NAMES
+from rewardkit.core.rewards import unwrap
+from rewardkit.errors import RewardkitError, first_line
+
+logger = logging.getLogger(__name__)
+
+
+def torch_dtype(name: str, flag: str = "--torch_dtype"):
+    """The torch dtype for a `DTYPE_NAMES` entry ("auto" stays "auto", for `from_pretrained`)."""
+    if name not in DTYPE_NAMES:
+        raise RewardkitError(f"{flag} {name}: accepted values are {', '.join(DTYPE_NAMES)}")
+    return name if name == "auto" else getattr(torch, name)
+
+
+def load_tokenizer(
+    path: str,
+    *,
+    gguf_file: str | None = None,
+    trust_remote_code: bool = False,
+    use_fast: bool = True,
+    cache_dir: str | None = None,
+    flag: str = "--model",
+):
+    """The tokenizer of a local model folder (or GGUF file in it); errors name `flag`."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(
+            path,
+            gguf_file=gguf_file,
+            trust_remote_code=trust_remote_code,
+            use_fast=use_fast,
+            cache_dir=cache_dir,
+        )
+    except (OSError, ValueError) as e:
+        raise RewardkitError(f"{flag} {path}: cannot load a tokenizer ({first_line(e)})") from e
+
+
+def quantization_config(load_in_4bit: bool, load_in_8bit: bool, compute_dtype):
+    """A BitsAndBytesConfig, or None; a clear error when bitsandbytes or a GPU is missing."""
+    if not (load_in_4bit or load_in_8bit):
+        return None
+    flag = "--load_in_4bit" if load_in_4bit else "--load_in_8bit"
+    if load_in_4bit and load_in_8bit:
+        raise RewardkitError("--load_in_4bit and --load_in_8bit: choose one")
+    if not torch.cuda.is_available():
+        raise RewardkitError(
+            f"{flag} needs a CUDA GPU; none is visible (drop the flag to train in full precision)"
+        )
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as e:
+        raise RewardkitError(f"{flag} needs bitsandbytes: pip install bitsandbytes") from e
+    from transformers import BitsAndBytesConfig
+
+    if load_in_8bit:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype if compute_dtype != "auto" else torch.bfloat16,
+    )
+
+
+def load_sequence_classifier(
+    path: str,
+    *,
+    gguf_file: str | None = None,
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
+    device_map: str | None = None,
+    trust_remote_code: bool = False,
+    load_in_4bit: bool = False,
+    load_in_8bit: bool = False,
+    cache_dir: str | None = None,
+    flag: str = "--model",
+):
+    """`AutoModelForSequenceClassification` with one output (the reward), decoder or encoder.
+
+    A GGUF checkpoint is dequantised (see `forget_gguf_quantizer`); errors name `flag`, the option
+    the path came from (`--model` for score/eval/serve, `--model_name_or_path` for train).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    weights_dtype = torch_dtype(dtype)
+    kwargs = dict(
+        num_labels=1,
+        dtype=weights_dtype,
+        trust_remote_code=trust_remote_code,
+        cache_dir=cache_dir,
+        quantization_config=quantization_config(load_in_4bit, load_in_8bit, weights_dtype),
+    )
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if device_map:
+        kwargs["device_map"] = device_map
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as e:
+        raise RewardkitError(f"{flag} {path}: cannot load a sequence classifier ({first_line(e)})") from e
+    if gguf_file:
+        forget_gguf_quantizer(model)
+    if model.config.num_labels != 1:
+        raise RewardkitError(
+            f"{path}: the checkpoint has num_labels={model.config.num_labels}; a reward model has 1"
+        )
+    return model
+
+
+def forget_gguf_quantizer(model) -> None:
+    """A GGUF checkpoint is dequantised to plain tensors on load, yet transformers 5 keeps a GGUF
+    "quantizer" on the model: the Trainer then refuses to train it, and `save_pretrained` would write a
+    quantization_config that makes the exported checkpoint look GGUF-quantised. The weights are
+    ordinary floats, so the marker is dropped. Can go when transformers stops marking dequantised GGUF.
+    """
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def ensure_pad_token(tokenizer, model) -> None:
+    """Give the tokenizer a pad token and write its id into `model.config` (the seed forgot the latter)."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+        if tokenizer.pad_token is None:
+            raise RewardkitError("the tokenizer has no pad, unk or eos token to pad with")
+        logger.info("pad token set to %r", tokenizer.pad_token)
+    unwrap(model).config.pad_token_id = tokenizer.pad_token_id
+
+
+def default_device(device_map: str | None) -> torch.device:
+    """Where inputs go: the device `--device_map` names (cpu, cuda, cuda:1), else the first GPU if any.
+
+    A device map such as "auto" spreads the model itself; its inputs go to the first GPU.
+    """
+    if device_map and device_map != "auto":
+        try:
+            return torch.device(device_map)
+        except RuntimeError as e:
+            raise RewardkitError(
+                f"--device_map {device_map}: not a device (cpu, cuda, cuda:N) nor auto"
+            ) from e
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def reward_normalization(config) -> tuple[float, float] | None:
+    """(mean, std) saved by `rewardkit train` (reward_mean/reward_std) or OpenRLHF (mean/std)."""
+    for mean_key, std_key in (("reward_mean", "reward_std"), ("mean", "std")):
+        mean, std = getattr(config, mean_key, None), getattr(config, std_key, None)
+        if isinstance(mean, (int, float)) and isinstance(std, (int, float)):
+            return float(mean), float(std)
+    return None

@@ -1,0 +1,1 @@
+"""`rewardkit demo` and the seeded synthetic preference sets it trains on."""

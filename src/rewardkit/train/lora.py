@@ -1,0 +1,70 @@
+"""LoRA through PEFT, for training only: target modules, the always-trained reward head, adapter resume."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from rewardkit.core.rewards import head_name, unwrap
+
+logger = logging.getLogger(__name__)
+
+
+def find_all_linear_names(model) -> list[str]:
+    """Leaf names of every linear layer except the reward head (for `--target_modules all`)."""
+    skip = head_name(model)
+    linear_types: tuple[type, ...] = (torch.nn.Linear,)
+    try:
+        import bitsandbytes as bnb
+
+        linear_types += (bnb.nn.Linear4bit, bnb.nn.Linear8bitLt)
+    except ImportError:
+        pass
+    names = set()
+    for full_name, module in unwrap(model).named_modules():
+        if isinstance(module, linear_types) and skip not in full_name.split("."):
+            names.add(full_name.split(".")[-1])
+    return sorted(names)
+
+
+def apply_lora(
+    model,
+    *,
+    target_modules: str | None,
+    lora_rank: int,
+    lora_alpha: float,
+    lora_dropout: float,
+    modules_to_save: str | None = None,
+    peft_path: str | None = None,
+    quantized: bool = False,
+):
+    """Wrap `model` with LoRA (or resume the adapter at `peft_path`); the reward head is always trained and saved."""
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if quantized:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if peft_path:
+        model = PeftModel.from_pretrained(model, peft_path, is_trainable=True)
+    else:
+        targets = [t.strip() for t in target_modules.split(",")] if target_modules else None
+        if targets is None or "all" in targets:
+            targets = find_all_linear_names(model)
+        save = [m.strip() for m in modules_to_save.split(",")] if modules_to_save else []
+        head = head_name(model)
+        if head not in save:  # without this the randomly initialised head would never learn nor be saved
+            save.append(head)
+        logger.info("LoRA target modules: %s; trained in full: %s", targets, save)
+        config = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            target_modules=targets,
+            r=lora_rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            modules_to_save=save,
+        )
+        model = get_peft_model(model, config)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()  # trainable weights in fp32 for stable updates (as the seed does)
+    return model
