@@ -18,15 +18,18 @@ commands:
   demo    train on the built-in synthetic preference set with MiniLM and score the apples example
 
 `rewardkit <command> --help` lists a command's options. A YAML/JSON file may be given as
-`rewardkit <command> --config FILE [more flags]`; flags after it override the file.
+`rewardkit <command> --config FILE [more flags]`: its values become the defaults, so flags given on
+the command line win wherever they stand.
 """
 
 
-def config_to_argv(path: str) -> list[str]:
-    """The flags that a YAML/JSON config file stands for (`key: value` → `--key value`)."""
+def load_config(path: str) -> dict:
+    """A YAML/JSON config file's {option: value} mapping, values typed as the file wrote them."""
     import json
 
     import yaml
+
+    from rewardkit.config import translate_legacy_config
 
     p = Path(path)
     if not p.is_file():
@@ -39,32 +42,65 @@ def config_to_argv(path: str) -> list[str]:
         ) from e
     if not isinstance(data, dict):
         raise RewardkitError(f"--config {path}: expected a mapping of option names to values")
-    argv: list[str] = []
-    for key, value in data.items():
-        values = value if isinstance(value, list) else [value]
-        argv += [f"--{key}"] + [str(v) for v in values]
-    return argv
+    return translate_legacy_config({str(k).lstrip("-").replace("-", "_"): v for k, v in data.items()})
 
 
-def expand_config(argv: list[str]) -> list[str]:
-    """Replace `--config FILE` (or a lone first argument ending in .yaml/.yml/.json) by its flags."""
+def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
+    """(the config file, the other flags): `--config FILE` anywhere, or a lone first .yaml/.yml/.json."""
     if argv and argv[0].endswith((".yaml", ".yml", ".json")) and not argv[0].startswith("-"):
-        return config_to_argv(argv[0]) + argv[1:]
-    if "--config" in argv:
-        i = argv.index("--config")
-        if i + 1 >= len(argv):
-            raise RewardkitError("--config needs a file name")
-        return argv[:i] + config_to_argv(argv[i + 1]) + argv[i + 2 :]
-    return argv
+        return argv[0], argv[1:]
+    for i, arg in enumerate(argv):
+        if arg == "--config":
+            if i + 1 >= len(argv):
+                raise RewardkitError("--config needs a file name")
+            return argv[i + 1], argv[:i] + argv[i + 2 :]
+        if arg.startswith("--config="):
+            return arg.partition("=")[2], argv[:i] + argv[i + 1 :]
+    return None, argv
 
 
-def parse_dataclasses(types: tuple, argv: list[str], prog: str):
-    """Parse `argv` into `types` with HfArgumentParser; unknown flags are an error naming them."""
+def config_defaults(parser, path: str) -> dict:
+    """The config file's values checked against the parser's options, ready for `parser.set_defaults`.
+
+    A value keeps its type (null stays None, a mapping stays a dict); a string goes through the
+    option's own conversion as a command-line value would; a single value of a list option is a list.
+    """
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    values = load_config(path)
+    unknown = sorted(set(values) - set(actions))
+    if unknown:
+        raise RewardkitError(
+            f"--config {path}: unknown option(s) {', '.join(unknown)} (see `{parser.prog} --help`)"
+        )
+    for key, value in values.items():
+        action = actions[key]
+        if action.nargs == "+" and not isinstance(value, list):
+            values[key] = [value]
+        elif action.nargs != "+" and isinstance(value, list):
+            raise RewardkitError(f"--config {path}: {key} takes one value, got a list")
+        elif action.type in (int, float) and isinstance(value, (bool, dict)):
+            raise RewardkitError(f"--config {path}: {key} must be a number, got {value!r}")
+        elif action.choices and isinstance(value, str) and value not in action.choices:
+            choices = ", ".join(map(str, action.choices))
+            raise RewardkitError(f"--config {path}: {key} {value}: accepted values are {choices}")
+    return values
+
+
+def parse_dataclasses(types: tuple, argv: list[str], prog: str, defaults: dict | None = None):
+    """Parse `argv` into `types` with HfArgumentParser; unknown flags are an error naming them.
+
+    Precedence, lowest first: the dataclasses' defaults, `defaults` (the command's own), the values
+    of `--config FILE`, then the flags on the command line.
+    """
     from transformers import HfArgumentParser
 
+    path, argv = split_config(argv)
     parser = HfArgumentParser(types, prog=prog)
+    parser.set_defaults(**(defaults or {}))
+    if path:
+        parser.set_defaults(**config_defaults(parser, path))
     try:
-        return parser.parse_args_into_dataclasses(args=argv)
+        return parser.parse_args_into_dataclasses(args=argv, look_for_args_file=False)
     except ValueError as e:  # HfArgumentParser reports leftover flags this way
         raise RewardkitError(str(e).splitlines()[0]) from e
 
@@ -75,11 +111,11 @@ def cmd_train(argv: list[str]) -> int:
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments, translate_legacy_args
     from rewardkit.train.run import run_train
 
-    argv = translate_legacy_args(expand_config(argv))
-    if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
-        argv += ["--output_dir", "outputs/reward-model"]
     model_args, data_args, training_args, script_args = parse_dataclasses(
-        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "rewardkit train"
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
+        translate_legacy_args(argv),
+        "rewardkit train",
+        defaults={"output_dir": "outputs/reward-model"},  # TrainingArguments has none
     )
     run_train(model_args, data_args, training_args, script_args)
     return 0
@@ -88,16 +124,17 @@ def cmd_train(argv: list[str]) -> int:
 def cmd_demo(argv: list[str]) -> int:
     from rewardkit.demo.run import DemoArguments, run_demo
 
-    (args,) = parse_dataclasses((DemoArguments,), expand_config(argv), "rewardkit demo")
+    (args,) = parse_dataclasses((DemoArguments,), argv, "rewardkit demo")
     run_demo(args)
     return 0
 
 
 def cmd_score(argv: list[str]) -> int:
-    from rewardkit.scoring import ScoreArguments, run_score
+    from rewardkit.config import RewardModelArguments, ScoreArguments
+    from rewardkit.scoring import run_score
 
-    (args,) = parse_dataclasses((ScoreArguments,), expand_config(argv), "rewardkit score")
-    summary = run_score(args)
+    model_args, args = parse_dataclasses((RewardModelArguments, ScoreArguments), argv, "rewardkit score")
+    summary = run_score(model_args, args)
     print(f"scored {summary['rows']} rows into {args.output} ({summary['rows_per_second']:.2f} rows/s)")
     return 0
 
@@ -106,9 +143,7 @@ def cmd_eval(argv: list[str]) -> int:
     from rewardkit.config import EvalArguments, RewardModelArguments
     from rewardkit.eval.run import run_eval_files
 
-    model_args, args = parse_dataclasses(
-        (RewardModelArguments, EvalArguments), expand_config(argv), "rewardkit eval"
-    )
+    model_args, args = parse_dataclasses((RewardModelArguments, EvalArguments), argv, "rewardkit eval")
     results = run_eval_files(
         model_args.load(),
         args.data,
@@ -133,9 +168,7 @@ def cmd_serve(argv: list[str]) -> int:
     from rewardkit.config import RewardModelArguments, ServeArguments
     from rewardkit.serve.app import serve
 
-    model_args, args = parse_dataclasses(
-        (RewardModelArguments, ServeArguments), expand_config(argv), "rewardkit serve"
-    )
+    model_args, args = parse_dataclasses((RewardModelArguments, ServeArguments), argv, "rewardkit serve")
     if args.backend == "vllm":
         from rewardkit.serve.vllm_backend import load_vllm_reward_model
 

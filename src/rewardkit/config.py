@@ -1,20 +1,45 @@
-"""The typed arguments of `rewardkit train`: the seed's three dataclasses plus `transformers.TrainingArguments`.
+"""The typed arguments of every command, each setting's accepted values defined once.
 
-One schema, parsed by `HfArgumentParser` from the command line or a YAML/JSON file. Field names are
-MedicalGPT's, so its `run_rm.sh` command lines run unchanged.
+`rewardkit train` parses the seed's three dataclasses plus `transformers.TrainingArguments` (field names
+are MedicalGPT's, so its `run_rm.sh` command lines run unchanged); `score`, `eval` and `serve` parse
+`RewardModelArguments` (how to load any reward model) plus their own `ScoreArguments`, `EvalArguments`
+or `ServeArguments`. All are parsed by `HfArgumentParser` from the command line and a YAML/JSON
+`--config` file, and can be built directly in Python.
+
+Example:
+    >>> args = RewardModelArguments(model="my_rewards:length_penalty", kind="function")
+    >>> args.kind, args.torch_dtype, args.template_name
+    ('function', 'float32', 'auto')
+    >>> RewardModelArguments(model="m", torch_dtype="float8")
+    Traceback (most recent call last):
+    rewardkit.errors.RewardkitError: --torch_dtype float8: accepted values are auto, bfloat16, float16, float32
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from rewardkit.data.templates import check_template_name, templates_help
 from rewardkit.errors import RewardkitError
 
 # Each setting's accepted values, defined once (the loaders validate against these same tuples).
 KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
-TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
+TEMPLATES_HELP = templates_help()  # from the template registry (data/templates.py); validated against it
+
+
+def check_choice(flag: str, value, accepted: tuple) -> None:
+    """Raise naming `--flag` when `value` is not one of `accepted` (argparse checks only the command line)."""
+    if value not in accepted:
+        raise RewardkitError(f"--{flag} {value}: accepted values are {', '.join(accepted)}")
+
+
+def check_at_least(flag: str, value: int | None, low: int) -> None:
+    """Raise naming `--flag` when `value` (None: unset) is below `low`."""
+    if value is not None and value < low:
+        raise RewardkitError(f"--{flag} {value}: must be at least {low}")
 
 
 @dataclass
@@ -60,6 +85,7 @@ class ModelArguments:
         from rewardkit.assets import resolve_packaged
 
         self.model_name_or_path, self.gguf_file = resolve_packaged(self.model_name_or_path, self.gguf_file)
+        check_choice("torch_dtype", self.torch_dtype, DTYPE_NAMES)
         if self.load_in_4bit and self.load_in_8bit:
             raise RewardkitError("--load_in_4bit and --load_in_8bit: choose one")
 
@@ -101,8 +127,7 @@ class DataArguments:
             raise RewardkitError("give --train_file_dir (file or folder) or --dataset_name")
         if not 0 <= self.validation_split_percentage < 100:
             raise RewardkitError("--validation_split_percentage must be in [0, 100)")
-        if self.max_length is not None and self.max_length < 8:
-            raise RewardkitError("--max_length must be at least 8")
+        check_at_least("max_length", self.max_length, 8)
 
     @property
     def full_max_length(self) -> int:
@@ -146,12 +171,31 @@ class ScriptArguments:
             raise RewardkitError("--lora_rank must be at least 1")
         if self.center_rewards_coefficient < 0:
             raise RewardkitError("--center_rewards_coefficient must be >= 0")
+        check_choice("export", self.export, ("merged", "adapter", "both"))
+        check_choice("packing", self.packing, ("auto", "on", "off"))
+        check_template_name(self.template_name)
 
 
 # transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
 LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy"}
 DROPPED_FLAGS = {"--overwrite_output_dir"}  # v5 always writes into output_dir
 BOOL_LEGACY = {"--group_by_length": ("--train_sampling_strategy", "group_by_length")}
+
+
+def translate_legacy_config(values: dict) -> dict:
+    """`translate_legacy_args` for a config file's {option: value} mapping."""
+    out = {}
+    for key, value in values.items():
+        flag = f"--{key}"
+        if flag in DROPPED_FLAGS:
+            continue
+        if flag in BOOL_LEGACY:
+            if value is True or str(value).lower() == "true":
+                name, choice = BOOL_LEGACY[flag]
+                out[name[2:]] = choice
+            continue
+        out[LEGACY_FLAGS.get(flag, flag)[2:]] = value
+    return out
 
 
 def translate_legacy_args(argv: list[str]) -> list[str]:
@@ -201,7 +245,10 @@ class RewardModelArguments:
     )
     template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
     max_length: int | None = field(
-        default=None, metadata={"help": "Tokens per conversation (default: the model's limit)."}
+        default=None,
+        metadata={
+            "help": "Tokens per conversation; older turns are dropped beyond it (default: the model's limit)."
+        },
     )
     batch_tokens: int = field(default=16384, metadata={"help": "Padded tokens per forward pass."})
     mode: str = field(
@@ -212,32 +259,80 @@ class RewardModelArguments:
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
 
-    def __post_init__(self):
+    def __post_init__(self):  # every value checked here too: a dataclass built in Python skips argparse
         if not self.model:
             raise RewardkitError("--model is required (a model folder or module.path:function)")
         from rewardkit.assets import resolve_packaged
 
         self.model, self.gguf_file = resolve_packaged(self.model, self.gguf_file)
-        if self.batch_tokens < 1:
-            raise RewardkitError("--batch_tokens must be at least 1")
+        check_choice("kind", self.kind, KINDS)
+        check_choice("torch_dtype", self.torch_dtype, DTYPE_NAMES)
+        check_choice("mode", self.mode, JUDGE_MODES)
+        check_template_name(self.template_name)
+        check_at_least("max_length", self.max_length, 8)
+        check_at_least("batch_tokens", self.batch_tokens, 1)
+        check_at_least("max_new_tokens", self.max_new_tokens, 1)
 
-    def load(self):
-        """The reward model these arguments describe."""
+    def load(self, device_map: str | None = None):
+        """The reward model these arguments describe.
+
+        Args:
+            device_map: used when `--device_map` is unset (e.g. this process's device under
+                `accelerate launch`).
+        """
         from rewardkit.scorers.load import load_reward_model
 
-        options = dict(
+        return load_reward_model(
+            self.model,
+            kind=self.kind,
             gguf_file=self.gguf_file,
             dtype=self.torch_dtype,
             attn_implementation=self.attn_implementation,
-            device_map=self.device_map,
+            device_map=self.device_map or device_map,
             trust_remote_code=self.trust_remote_code,
             template_name=self.template_name,
             max_length=self.max_length,
             batch_tokens=self.batch_tokens,
+            mode=self.mode,  # classifiers ignore the judge options
+            max_new_tokens=self.max_new_tokens,
         )
-        if self.kind == "generative" or (self.kind == "auto" and self.mode != "pairwise"):
-            options.update(mode=self.mode, max_new_tokens=self.max_new_tokens)
-        return load_reward_model(self.model, kind=self.kind, **options)
+
+
+@dataclass
+class ScoreArguments:
+    """The score command's own options; the model is described by `RewardModelArguments`."""
+
+    input: str | None = field(
+        default=None, metadata={"help": "Rows to score: .jsonl, .json or .parquet (required)."}
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "Where scored rows go, as JSON Lines (required)."}
+    )
+    chunk_size: int = field(
+        default=256, metadata={"help": "Input rows per scoring call and per output flush."}
+    )
+    resume: bool = field(
+        default=False, metadata={"help": "Continue a stopped run: skip rows already written."}
+    )
+    skip_bad_lines: bool = field(
+        default=False,
+        metadata={
+            "help": "Write unreadable rows to <output>.bad.jsonl with the error and go on "
+            "(default: stop at the first)."
+        },
+    )
+    normalize: bool = field(
+        default=False,
+        metadata={"help": "Also write (score - mean) / std when the checkpoint carries reward statistics."},
+    )
+
+    def __post_init__(self):
+        for flag in ("input", "output"):
+            if not getattr(self, flag):
+                raise RewardkitError(f"--{flag} is required")
+        check_at_least("chunk_size", self.chunk_size, 1)
+        if Path(self.input).resolve() == Path(self.output).resolve():
+            raise RewardkitError(f"--output {self.output}: must differ from --input")
 
 
 @dataclass

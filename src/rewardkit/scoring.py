@@ -22,11 +22,15 @@ Data-parallel: under `accelerate launch --num_processes N -m rewardkit.cli score
 process loads the model on its own device and scores every N-th row of each chunk; the main process
 gathers the scores and alone writes the output, in input order (`rewardkit.parallel`).
 
-Example:
-    >>> summary = run_score(ScoreArguments(model="outputs/demo/model", input="convs.jsonl",
-    ...                                    output="scored.jsonl"))  # doctest: +SKIP
-    >>> summary["rows"], summary["pairs"]  # doctest: +SKIP
-    (200, 0)
+Example (a Python function as the reward model, so that it runs anywhere):
+    >>> import json, pathlib, tempfile
+    >>> from rewardkit.scorers.function import FunctionRM
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "in.jsonl").write_text(json.dumps({"prompt": "2+2?", "response": "four"}) + "\\n")
+    >>> rm = FunctionRM(lambda convs: [float(len(c[-1]["content"])) for c in convs], "length")
+    >>> summary = run_score(rm, ScoreArguments(input=str(folder / "in.jsonl"), output=str(folder / "out.jsonl")))
+    >>> summary["rows"], summary["pairs"], json.loads((folder / "out.jsonl").read_text())["score"]
+    (1, 0, 4.0)
 """
 
 from __future__ import annotations
@@ -36,17 +40,18 @@ import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rewardkit.config import RewardModelArguments, ScoreArguments
 from rewardkit.errors import DataError, RewardkitError
+
+if TYPE_CHECKING:
+    from rewardkit.scorers.base import RewardModel
 
 logger = logging.getLogger("rewardkit.score")
 
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
-JUDGE_MODES = ("pairwise", "pointwise", "logprob")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 PAIR_KEYS = frozenset(
     {"chosen", "rejected", "question", "response_chosen", "response_rejected", "conversations"}
 )
@@ -57,85 +62,13 @@ ACCEPTED = (  # said in every error about a row's layout
 )
 
 
-H_TEMPLATE = "Chat template: vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own)."
-H_MAX_LENGTH = "Tokens per conversation; older turns are dropped beyond it (default: the model's limit)."
-H_SKIP = "Write unreadable rows to <output>.bad.jsonl with the error and go on (default: stop at the first)."
-H_MODE = "Generative judges: pairwise verdicts, pointwise 1-10 ratings, or logprob (probabilities)."
-
-
-@dataclass
-class ScoreArguments:
-    model: str | None = field(
-        default=None, metadata={"help": "Model folder, or module.path:function (required)."}
-    )
-    input: str | None = field(
-        default=None, metadata={"help": "Rows to score: .jsonl, .json or .parquet (required)."}
-    )
-    output: str | None = field(
-        default=None, metadata={"help": "Where scored rows go, as JSON Lines (required)."}
-    )
-    kind: str = field(
-        default="auto",
-        metadata={"help": "Reward model kind (auto: from the checkpoint).", "choices": list(KINDS)},
-    )
-    gguf_file: str | None = field(default=None, metadata={"help": "GGUF file inside --model (dequantised)."})
-    torch_dtype: str = field(default="float32", metadata={"help": "Weights dtype.", "choices": list(DTYPES)})
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "eager, sdpa, flash_attention_2, ..."}
-    )
-    device_map: str | None = field(
-        default=None, metadata={"help": "e.g. auto, cpu, cuda:0 (default: a GPU if any)."}
-    )
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Run the model folder's own Python code."}
-    )
-    template_name: str | None = field(default="auto", metadata={"help": H_TEMPLATE})
-    max_length: int | None = field(default=None, metadata={"help": H_MAX_LENGTH})
-    batch_tokens: int = field(
-        default=16384, metadata={"help": "Padded tokens per forward (rows x longest row)."}
-    )
-    chunk_size: int = field(
-        default=256, metadata={"help": "Input rows per scoring call and per output flush."}
-    )
-    resume: bool = field(
-        default=False, metadata={"help": "Continue a stopped run: skip rows already written."}
-    )
-    skip_bad_lines: bool = field(default=False, metadata={"help": H_SKIP})
-    normalize: bool = field(
-        default=False,
-        metadata={"help": "Also write (score - mean) / std when the checkpoint carries reward statistics."},
-    )
-    mode: str = field(default="pairwise", metadata={"help": H_MODE, "choices": list(JUDGE_MODES)})
-    max_new_tokens: int = field(
-        default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
-    )
-
-    def __post_init__(self):
-        for flag in ("model", "input", "output"):
-            if not getattr(self, flag):
-                raise RewardkitError(f"--{flag} is required")
-        for flag, value, accepted in (
-            ("kind", self.kind, KINDS),
-            ("torch_dtype", self.torch_dtype, DTYPES),
-            ("mode", self.mode, JUDGE_MODES),
-        ):
-            if value not in accepted:
-                raise RewardkitError(f"--{flag} {value}: accepted values are {', '.join(accepted)}")
-        if self.max_length is not None and self.max_length < 8:
-            raise RewardkitError(f"--max_length {self.max_length}: must be at least 8")
-        for flag in ("batch_tokens", "chunk_size", "max_new_tokens"):
-            if getattr(self, flag) < 1:
-                raise RewardkitError(f"--{flag} {getattr(self, flag)}: must be at least 1")
-        if Path(self.input).resolve() == Path(self.output).resolve():
-            raise RewardkitError(f"--output {self.output}: must differ from --input")
-
-
-def run_score(args: ScoreArguments, reward_model=None) -> dict:
+def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -> dict:
     """Score every row of `args.input` into `args.output`; returns a summary.
 
     Args:
-        args: the parsed options.
-        reward_model: an already loaded reward model to use instead of loading `args.model`.
+        model: how to load the reward model (loaded here, on this process's device under
+            `accelerate launch`), or an already loaded one (`load_reward_model`).
+        args: the score command's own options.
 
     Returns:
         {"rows", "conversations", "pairs", "skipped", "resumed_after", "seconds", "rows_per_second",
@@ -150,11 +83,11 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
     output, bad_output = Path(args.output), Path(f"{args.output}.bad.jsonl")
     procs = Processes()  # several under `accelerate launch`: each scores a share, the main one writes
     done = procs.from_main(lambda: _prepare_outputs(output, bad_output, args.resume))
-    rm = reward_model or _load(args, procs.device)
+    rm = model.load(device_map=procs.device) if isinstance(model, RewardModelArguments) else model
     if args.normalize and getattr(rm, "normalization", None) is None:
         logger.warning(
             "--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
-            args.model,
+            getattr(model, "model", type(rm).__name__),
         )
     counts = {"conversations": 0, "pairs": 0, "skipped": 0}
     start = time.perf_counter()
@@ -213,25 +146,6 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
 
 
 # ---------------------------------------------------------------- loading and output files
-
-
-def _load(args: ScoreArguments, process_device: str | None = None):
-    from rewardkit.scorers.load import load_reward_model
-
-    return load_reward_model(
-        args.model,
-        kind=args.kind,
-        gguf_file=args.gguf_file,
-        dtype=args.torch_dtype,
-        attn_implementation=args.attn_implementation,
-        device_map=args.device_map or process_device,
-        trust_remote_code=args.trust_remote_code,
-        template_name=args.template_name,
-        max_length=args.max_length,
-        batch_tokens=args.batch_tokens,
-        mode=args.mode,
-        max_new_tokens=args.max_new_tokens,
-    )
 
 
 def _prepare_outputs(output: Path, bad_output: Path, resume: bool) -> int:

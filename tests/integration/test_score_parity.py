@@ -13,9 +13,10 @@ import torch
 from conftest import make_char_tokenizer, make_tiny_llama, write_synthetic_pairs
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from rewardkit.config import ScoreArguments
 from rewardkit.data.formats import SkipRow, normalize_row
 from rewardkit.scorers.load import load_reward_model
-from rewardkit.scoring import ScoreArguments, run_score
+from rewardkit.scoring import run_score
 
 pytestmark = pytest.mark.slow
 N_PAIRS = 10  # 20 conversations
@@ -113,10 +114,7 @@ def _write(path, rows):
 
 def _run(tmp_path, folder, rows, rm):
     inp = _write(tmp_path / "in.jsonl", rows)
-    summary = run_score(
-        ScoreArguments(model=str(folder), input=str(inp), output=str(tmp_path / "out.jsonl"), chunk_size=7),
-        reward_model=rm,
-    )
+    summary = run_score(rm, ScoreArguments(input=str(inp), output=str(tmp_path / "out.jsonl"), chunk_size=7))
     assert summary["rows"] == len(rows) and summary["skipped"] == 0
     return [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
 

@@ -1,11 +1,13 @@
+import json
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from rewardkit.cli import COMMANDS, config_to_argv, expand_config, main
+from rewardkit.cli import COMMANDS, load_config, main, parse_dataclasses, split_config
 from rewardkit.config import translate_legacy_args
+from rewardkit.errors import RewardkitError
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -118,23 +120,97 @@ def test_legacy_medicalgpt_flags_are_translated():
     ]
 
 
-def test_config_file_then_overrides(tmp_path):
+def train_types():
+    from transformers import TrainingArguments
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
+
+    return (ModelArguments, DataArguments, TrainingArguments, ScriptArguments)
+
+
+def test_config_file_values_are_typed_defaults_and_flags_win(tmp_path):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        yaml.safe_dump(
-            {"model_name_or_path": "m", "learning_rate": 0.001, "use_peft": False}, sort_keys=False
-        )
-    )
-    assert config_to_argv(str(cfg)) == [
-        "--model_name_or_path",
-        "m",
-        "--learning_rate",
-        "0.001",
-        "--use_peft",
-        "False",
-    ]
-    assert expand_config(["--config", str(cfg), "--learning_rate", "0.1"])[-2:] == ["--learning_rate", "0.1"]
-    assert expand_config([str(cfg)])[:2] == ["--model_name_or_path", "m"]
+    config = {
+        "model_name_or_path": "m",
+        "train_file_dir": "d",
+        "learning_rate": 0.001,
+        "use_peft": False,
+        "max_length": None,  # stays None (the old argv route turned it into the string "None")
+        "lr_scheduler_kwargs": {"min_lr": 0.0001},  # stays a dict (not its Python repr)
+        "evaluation_strategy": "steps",  # a MedicalGPT spelling, translated
+        "target-modules": "q_proj,v_proj",  # dash spelling of a key
+    }
+    cfg.write_text(yaml.safe_dump(config, sort_keys=False))
+    assert load_config(str(cfg))["eval_strategy"] == "steps"
+    assert split_config(["--a", "1", "--config", "x.yaml", "--b"]) == ("x.yaml", ["--a", "1", "--b"])
+    assert split_config(["x.yml", "--b"]) == ("x.yml", ["--b"])
+    for argv in (
+        ["--config", str(cfg), "--learning_rate", "0.1"],
+        ["--learning_rate", "0.1", "--config", str(cfg)],  # the command line wins wherever the file stands
+        [str(cfg), "--learning-rate", "0.1"],
+    ):
+        model, data, training, script = parse_dataclasses(train_types(), argv, "t", {"output_dir": "o"})
+        assert training.learning_rate == 0.1
+        assert data.max_length is None and data.full_max_length == 1024 + 256
+        assert training.lr_scheduler_kwargs == {"min_lr": 0.0001}
+        assert script.use_peft is False and script.target_modules == "q_proj,v_proj"
+        assert training.eval_strategy == "steps" and model.model_name_or_path == "m"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ({"model_name_or_path": "m", "nonsense": 1}, "unknown option\\(s\\) nonsense"),
+        ({"model_name_or_path": "m", "learning_rate": {"a": 1}}, "learning_rate must be a number"),
+        (
+            {"model_name_or_path": "m", "export": "zip"},
+            "export zip: accepted values are merged, adapter, both",
+        ),
+        ({"model_name_or_path": ["a", "b"]}, "model_name_or_path takes one value"),
+    ],
+)
+def test_config_file_bad_values_name_the_option(tmp_path, content, message):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"train_file_dir": "d", **content}))
+    with pytest.raises(RewardkitError, match=f"--config {cfg}: {message}"):
+        parse_dataclasses(train_types(), ["--config", str(cfg)], "t", {"output_dir": "o"})
+
+
+def test_config_list_option_takes_one_value_or_a_list(tmp_path):
+    from rewardkit.config import EvalArguments, RewardModelArguments
+
+    cfg = tmp_path / "c.yaml"
+    for data, expected in (("a.jsonl", ["a.jsonl"]), (["a.jsonl", "b.jsonl"], ["a.jsonl", "b.jsonl"])):
+        cfg.write_text(yaml.safe_dump({"model": "m", "data": data, "sections": None, "n_boot": 10}))
+        model, args = parse_dataclasses((RewardModelArguments, EvalArguments), [str(cfg)], "t")
+        assert (args.data, args.sections, args.n_boot, model.model) == (expected, None, 10, "m")
+
+
+@pytest.mark.parametrize("flag", ["--output_dir", "--output-dir", "--output-dir="])
+def test_output_dir_both_spellings_every_command(monkeypatch, tmp_path, flag):
+    import rewardkit.demo.run
+    import rewardkit.eval.run
+    import rewardkit.train.run
+    from rewardkit.config import RewardModelArguments
+
+    seen = {}
+    monkeypatch.setattr(rewardkit.train.run, "run_train", lambda m, d, t, s: seen.update(train=t.output_dir))
+    monkeypatch.setattr(rewardkit.demo.run, "run_demo", lambda a: seen.update(demo=a.output_dir))
+    monkeypatch.setattr(RewardModelArguments, "load", lambda self, device_map=None: None)
+
+    def fake_eval(model, data, output_dir, **kw):
+        seen["eval"] = output_dir
+        return {"summary": {"accuracy": {"value": 1.0, "ci_low": None}, "n_items": 1}}
+
+    monkeypatch.setattr(rewardkit.eval.run, "run_eval_files", fake_eval)
+    out = str(tmp_path / "here")
+    where = [flag + out] if flag.endswith("=") else [flag, out]
+    assert main(["train", "--model_name_or_path", "m", "--train_file_dir", "d", *where]) == 0
+    assert main(["demo", *where]) == 0
+    assert main(["eval", "--model", "m", "--data", "x.jsonl", *where]) == 0
+    assert seen == {"train": out, "demo": out, "eval": out}
+    assert main(["train", "--model_name_or_path", "m", "--train_file_dir", "d"]) == 0
+    assert seen["train"] == "outputs/reward-model"  # the default only when neither spelling is given
 
 
 def test_bad_config_file(capsys, tmp_path):

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rewardkit.cli import config_to_argv, parse_dataclasses
+from rewardkit.cli import parse_dataclasses
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -20,9 +20,10 @@ def test_train_config_parses(tmp_path):
 
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
 
-    argv = config_to_argv(str(CONFIGS / "train_smollm2_hh_lora.yaml"))
     model, data, training, script = parse_dataclasses(
-        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test"
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
+        ["--config", str(CONFIGS / "train_smollm2_hh_lora.yaml")],
+        "test",
     )
     assert (
         model.gguf_file.endswith(".gguf")

@@ -6,11 +6,12 @@ from dataclasses import fields
 import pytest
 import torch
 
+from rewardkit.config import RewardModelArguments, ScoreArguments
 from rewardkit.data.tokenize import encode
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import GroupMixin, Score
 from rewardkit.scorers.classifier import ClassifierRM
-from rewardkit.scoring import ScoreArguments, complete_lines, run_score
+from rewardkit.scoring import complete_lines, run_score
 
 USER, ANSWER = {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}
 ROWS = [
@@ -38,17 +39,26 @@ def read_jsonl(path):
 
 
 def args_for(tmp_path, inp, **kw):
-    return ScoreArguments(model="unused", input=str(inp), output=str(tmp_path / "out.jsonl"), **kw)
+    return ScoreArguments(input=str(inp), output=str(tmp_path / "out.jsonl"), **kw)
 
 
 def n_tokens(tok, messages):
     return len(encode(tok, messages))
 
 
-def test_every_field_has_help_and_parses_with_hf_argument_parser(tmp_path):
-    from transformers import HfArgumentParser
+def test_every_field_has_help_and_the_command_parses_model_and_score_arguments():
+    from rewardkit.cli import parse_dataclasses
 
-    assert all(f.metadata.get("help") for f in fields(ScoreArguments))
+    assert all(f.metadata.get("help") for f in fields(ScoreArguments) + fields(RewardModelArguments))
+    model_fields = {f.name for f in fields(RewardModelArguments)}
+    assert {f.name for f in fields(ScoreArguments)} == {
+        "input",
+        "output",
+        "chunk_size",
+        "resume",
+        "skip_bad_lines",
+        "normalize",
+    }, "the score command's own options only; the model's are RewardModelArguments"
     argv = [
         "--model",
         "m",
@@ -66,38 +76,52 @@ def test_every_field_has_help_and_parses_with_hf_argument_parser(tmp_path):
         "--normalize",
         "true",
     ]
-    (args,) = HfArgumentParser(ScoreArguments).parse_args_into_dataclasses(args=argv)
-    assert (args.resume, args.chunk_size, args.kind, args.mode, args.normalize) == (
+    model, args = parse_dataclasses((RewardModelArguments, ScoreArguments), argv, "rewardkit score")
+    assert (args.resume, args.chunk_size, model.kind, model.mode, args.normalize) == (
         True,
         8,
         "generative",
         "logprob",
         True,
     )
+    assert "template_name" in model_fields
 
 
 @pytest.mark.parametrize(
     "change, flag",
     [
-        ({"model": None}, "--model"),
         ({"input": ""}, "--input"),
         ({"chunk_size": 0}, "--chunk_size"),
-        ({"kind": "magic"}, "--kind"),
-        ({"max_length": 4}, "--max_length"),
-        ({"mode": "vibes"}, "--mode"),
-        ({"batch_tokens": 0}, "--batch_tokens"),
         ({"output": "in.jsonl"}, "--output"),
     ],
 )
 def test_validation_names_the_flag(change, flag):
-    kw = {"model": "m", "input": "in.jsonl", "output": "out.jsonl", **change}
+    kw = {"input": "in.jsonl", "output": "out.jsonl", **change}
     with pytest.raises(RewardkitError, match=flag):
         ScoreArguments(**kw)
 
 
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"model": None}, "--model is required"),
+        ({"kind": "magic"}, "--kind magic: accepted values are auto, seq_classifier"),
+        ({"max_length": 4}, "--max_length 4: must be at least 8"),
+        ({"mode": "vibes"}, "--mode vibes: accepted values are pairwise, pointwise, logprob"),
+        ({"batch_tokens": 0}, "--batch_tokens 0"),
+        ({"max_new_tokens": 0}, "--max_new_tokens 0"),
+        ({"torch_dtype": "float8"}, "--torch_dtype float8"),
+        ({"template_name": "nope"}, "--template_name nope: unknown template; accepted: vicuna, alpaca"),
+    ],
+)
+def test_model_arguments_validation_names_the_flag(change, message):
+    with pytest.raises(RewardkitError, match=message):
+        RewardModelArguments(**{"model": "m", **change})
+
+
 def test_all_layouts_scored_with_their_fields(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", ROWS)
-    summary = run_score(args_for(tmp_path, inp, chunk_size=4), reward_model=counting_rm(char_tokenizer))
+    summary = run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, chunk_size=4))
     out = read_jsonl(tmp_path / "out.jsonl")
     assert (summary["rows"], summary["conversations"], summary["pairs"], summary["skipped"]) == (6, 4, 2, 0)
     assert out[0]["messages"] == [USER, ANSWER] and out[0]["score"] == n_tokens(
@@ -128,7 +152,7 @@ def test_normalized_and_sub_scores(tmp_path, char_tokenizer):
         normalization=(10.0, 2.0),
         sub_score_names=["length", "brevity"],
     )
-    run_score(args_for(tmp_path, inp, normalize=True), reward_model=rm)
+    run_score(rm, args_for(tmp_path, inp, normalize=True))
     conv, pair = read_jsonl(tmp_path / "out.jsonl")
     assert conv["normalized"] == (conv["score"] - 10.0) / 2.0
     assert conv["sub_scores"] == {"length": conv["score"], "brevity": -conv["score"]}
@@ -145,7 +169,7 @@ def test_truncated_flag_when_context_is_trimmed(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", [long_chat, [USER, ANSWER]])
     rm = counting_rm(char_tokenizer)
     rm.max_length = 100
-    run_score(args_for(tmp_path, inp), reward_model=rm)
+    run_score(rm, args_for(tmp_path, inp))
     trimmed, short = read_jsonl(tmp_path / "out.jsonl")
     assert trimmed["truncated"] is True and trimmed["num_tokens"] == short["num_tokens"]  # old turns dropped
     assert short["truncated"] is False
@@ -155,10 +179,10 @@ def test_refuses_to_overwrite_without_resume(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", ROWS)
     (tmp_path / "out.jsonl").write_text('{"score": 1}\n')
     with pytest.raises(RewardkitError, match="--resume") as err:
-        run_score(args_for(tmp_path, inp), reward_model=counting_rm(char_tokenizer))
+        run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp))
     assert "\n" not in str(err.value)
     (tmp_path / "out.jsonl").write_text("")  # an empty output is fine to (re)use
-    assert run_score(args_for(tmp_path, inp), reward_model=counting_rm(char_tokenizer))["rows"] == 6
+    assert run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp))["rows"] == 6
 
 
 class CrashingRM:
@@ -190,30 +214,24 @@ def numbered_rows(n):
 def test_resume_after_crash_loses_and_duplicates_nothing(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", numbered_rows(23))
     with pytest.raises(KeyboardInterrupt):
-        run_score(
-            args_for(tmp_path, inp, chunk_size=5), reward_model=CrashingRM(counting_rm(char_tokenizer), 3)
-        )
+        run_score(CrashingRM(counting_rm(char_tokenizer), 3), args_for(tmp_path, inp, chunk_size=5))
     assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == list(range(10))
     with (tmp_path / "out.jsonl").open("a") as f:
         f.write('{"messages": [], "id": 10, "sco')  # a half-written line, as after a kill mid-write
-    summary = run_score(
-        args_for(tmp_path, inp, chunk_size=5, resume=True), reward_model=counting_rm(char_tokenizer)
-    )
+    summary = run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, chunk_size=5, resume=True))
     out = read_jsonl(tmp_path / "out.jsonl")
     assert [r["id"] for r in out] == list(range(23))
     assert (summary["rows"], summary["resumed_after"]) == (13, 10)
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    run_score(args_for(fresh, inp), reward_model=counting_rm(char_tokenizer))
+    run_score(counting_rm(char_tokenizer), args_for(fresh, inp))
     assert out == read_jsonl(fresh / "out.jsonl")
 
 
 def test_resume_of_a_finished_or_missing_output(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", numbered_rows(4))
-    assert (
-        run_score(args_for(tmp_path, inp, resume=True), reward_model=counting_rm(char_tokenizer))["rows"] == 4
-    )
-    again = run_score(args_for(tmp_path, inp, resume=True), reward_model=counting_rm(char_tokenizer))
+    assert run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, resume=True))["rows"] == 4
+    again = run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, resume=True))
     assert (again["rows"], again["resumed_after"]) == (0, 4) and len(read_jsonl(tmp_path / "out.jsonl")) == 4
 
 
@@ -233,7 +251,7 @@ BAD = [
 def test_bad_line_stops_with_file_line_and_what_is_accepted(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", BAD)
     with pytest.raises(RewardkitError) as err:
-        run_score(args_for(tmp_path, inp), reward_model=counting_rm(char_tokenizer))
+        run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp))
     message = str(err.value)
     assert message.startswith(f"{inp}:1: ") and "assistant answer" in message
     assert read_jsonl(tmp_path / "out.jsonl") == []  # the failing chunk wrote nothing
@@ -242,7 +260,7 @@ def test_bad_line_stops_with_file_line_and_what_is_accepted(tmp_path, char_token
 def test_skip_bad_lines_writes_them_aside_in_order(tmp_path, char_tokenizer):
     inp = write_jsonl(tmp_path / "in.jsonl", BAD)
     summary = run_score(
-        args_for(tmp_path, inp, skip_bad_lines=True, chunk_size=4), reward_model=counting_rm(char_tokenizer)
+        counting_rm(char_tokenizer), args_for(tmp_path, inp, skip_bad_lines=True, chunk_size=4)
     )
     assert (summary["rows"], summary["skipped"]) == (2, 7)
     assert [r["id"] for r in read_jsonl(tmp_path / "out.jsonl")] == [2, 9]
@@ -257,9 +275,7 @@ def test_skip_bad_lines_writes_them_aside_in_order(tmp_path, char_tokenizer):
     )
     assert all(b["error"].startswith(f"{inp}:{b['line']}: ") for b in bad)
     # resuming a finished run with bad rows counts both files: nothing is redone
-    again = run_score(
-        args_for(tmp_path, inp, skip_bad_lines=True, resume=True), reward_model=counting_rm(char_tokenizer)
-    )
+    again = run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, skip_bad_lines=True, resume=True))
     assert (again["rows"], again["resumed_after"]) == (0, 9)
 
 
@@ -286,7 +302,7 @@ class JudgeLike(GroupMixin):
 
 def test_judge_pairs_give_win_probabilities(tmp_path):
     inp = write_jsonl(tmp_path / "in.jsonl", [ROWS[4], ROWS[0]])
-    run_score(args_for(tmp_path, inp), reward_model=JudgeLike())
+    run_score(JudgeLike(), args_for(tmp_path, inp))
     pair, conv = read_jsonl(tmp_path / "out.jsonl")
     assert (pair["score_chosen"], pair["score_rejected"]) == (0.75, 0.25)
     assert (pair["num_tokens_chosen"], pair["num_tokens_rejected"]) == (9, 9)
@@ -297,11 +313,14 @@ def test_loads_a_checkpoint_and_uses_prefix_sharing_when_offered(tmp_path, tiny_
     from rewardkit.scorers.load import load_reward_model
 
     inp = write_jsonl(tmp_path / "in.jsonl", ROWS)
-    run_score(ScoreArguments(model=str(tiny_llama_dir), input=str(inp), output=str(tmp_path / "a.jsonl")))
+    run_score(
+        RewardModelArguments(model=str(tiny_llama_dir)),
+        ScoreArguments(input=str(inp), output=str(tmp_path / "a.jsonl")),
+    )
     plain = load_reward_model(str(tiny_llama_dir))
     assert plain.prefix_sharing  # what the first run loaded; the reference below turns it off
     plain.prefix_sharing, plain.max_batch_rows = False, 1  # one conversation per forward, no sharing
-    run_score(ScoreArguments(model="-", input=str(inp), output=str(tmp_path / "b.jsonl")), reward_model=plain)
+    run_score(plain, ScoreArguments(input=str(inp), output=str(tmp_path / "b.jsonl")))
     a, b = read_jsonl(tmp_path / "a.jsonl"), read_jsonl(tmp_path / "b.jsonl")
     assert len(a) == len(b) == len(ROWS)
     for x, y in zip(a, b, strict=True):
@@ -316,7 +335,5 @@ def test_loads_a_checkpoint_and_uses_prefix_sharing_when_offered(tmp_path, tiny_
 def test_missing_input_fails_before_touching_the_output(tmp_path, char_tokenizer):
     (tmp_path / "out.jsonl").write_text('{"score": 1}\n')
     with pytest.raises(RewardkitError, match="no such file"):
-        run_score(
-            args_for(tmp_path, tmp_path / "nope.jsonl", resume=True), reward_model=counting_rm(char_tokenizer)
-        )
+        run_score(counting_rm(char_tokenizer), args_for(tmp_path, tmp_path / "nope.jsonl", resume=True))
     assert (tmp_path / "out.jsonl").read_text() == '{"score": 1}\n'

@@ -1,7 +1,14 @@
 import jinja2
 import pytest
 
-from rewardkit.data.templates import Conversation, conv_templates, get_conv_template, register_conv_template
+from rewardkit.data.templates import (
+    Conversation,
+    check_template_name,
+    conv_templates,
+    get_conv_template,
+    register_conv_template,
+    templates_help,
+)
 from rewardkit.data.tokenize import _special_affixes, encode, install_chat_template
 from rewardkit.errors import RewardkitError
 
@@ -30,8 +37,22 @@ def test_seed_example_renders_like_the_seed():
 
 def test_registry_has_required_templates_and_rejects_unknown():
     assert {"vicuna", "alpaca", "chatml", "qwen", "llama3", "plain"} <= set(conv_templates)
-    with pytest.raises(RewardkitError, match="--template_name: unknown template 'nope'; known: alpaca"):
+    with pytest.raises(
+        RewardkitError, match="--template_name nope: unknown template; accepted: vicuna, alpaca"
+    ):
         get_conv_template("nope")
+    register_conv_template(Conversation("test-extra", "", ("U", "A"), "U: {query}\nA: ", "\n"))
+    try:  # the help text and the check follow the registry, including templates added later
+        assert "test-extra" in templates_help() and templates_help().endswith(
+            "or auto (the tokenizer's own chat template)"
+        )
+        check_template_name("test-extra")
+        check_template_name("auto")
+        check_template_name(None)
+    finally:
+        del conv_templates["test-extra"]
+    with pytest.raises(RewardkitError, match="--template_name test-extra"):
+        check_template_name("test-extra")
     with pytest.raises(RewardkitError, match="already registered"):
         register_conv_template(get_conv_template("vicuna"))
 

@@ -110,12 +110,26 @@ def register_conv_template(template: Conversation, override: bool = False) -> No
     conv_templates[template.name] = template
 
 
+AUTO_TEMPLATE = (
+    "auto"  # the tokenizer's own chat template (plain when it has none); "" and None mean the same
+)
+
+
+def templates_help() -> str:
+    """The accepted template names, for a flag's help text: the registry's names, or auto."""
+    return f"{', '.join(conv_templates)}, or {AUTO_TEMPLATE} (the tokenizer's own chat template)"
+
+
+def check_template_name(name: str | None) -> None:
+    """Raise when `name` is neither a registered template nor auto (an error naming --template_name)."""
+    if name not in (None, "", AUTO_TEMPLATE):
+        get_conv_template(name)
+
+
 def get_conv_template(name: str) -> Conversation:
     """A registered template by name (the seed's API)."""
     if name not in conv_templates:
-        raise RewardkitError(
-            f"--template_name: unknown template '{name}'; known: {', '.join(sorted(conv_templates))}"
-        )
+        raise RewardkitError(f"--template_name {name}: unknown template; accepted: {templates_help()}")
     return conv_templates[name]
 
 

@@ -50,7 +50,7 @@ def install_chat_template(tokenizer, template_name: str | None = None) -> str:
 
     Args:
         tokenizer: a Hugging Face tokenizer; its `chat_template` is set in place.
-        template_name: a registry name (vicuna, alpaca, chatml, qwen, llama3, plain), or None/"auto"
+        template_name: a registry name (`rewardkit.data.templates.conv_templates`), or None/"auto"
             to use the tokenizer's own chat template, falling back to "plain" when it has none.
 
     Returns:
