@@ -6,8 +6,9 @@ into input order and alone writes the output. Run as one process, everything her
 
 Example:
     >>> procs = Processes()      # under `accelerate launch --num_processes 2`: procs.count == 2
-    >>> mine = procs.share(items)
-    >>> everything = procs.gather([score(item) for item in mine])   # input order, on every process
+    >>> mine = procs.share(["a", "b", "c"])  # process 0 of 2 would get ["a", "c"]
+    >>> procs.gather([item.upper() for item in mine])   # input order, on every process
+    ['A', 'B', 'C']
 """
 
 from __future__ import annotations

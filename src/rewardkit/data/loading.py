@@ -5,9 +5,13 @@ Inputs are files (`.jsonl`; `.json` holding a JSON array or JSON Lines; `.parque
 (`owner/name` or `owner/name:split`) for anything that is not an existing path.
 
 Example:
-    >>> pairs, report = load_pairs("tests/fixtures/data/trl.jsonl")  # doctest: +SKIP
-    >>> report.summary()  # doctest: +SKIP
-    'kept 2 of 2 pairs; dropped: none'
+    >>> import json, pathlib, tempfile
+    >>> file = pathlib.Path(tempfile.mkdtemp()) / "trl.jsonl"
+    >>> rows = [{"prompt": "2+2?", "chosen": "4", "rejected": "5"}, {"prompt": "Hi", "chosen": "Hello", "rejected": ""}]
+    >>> _ = file.write_text("".join(json.dumps(r) + "\\n" for r in rows))
+    >>> pairs, report = load_pairs(str(file))
+    >>> pairs[0].prompt, pairs[0].chosen, report.summary()
+    ([{'role': 'user', 'content': '2+2?'}], '4', 'kept 1 of 2 pairs; dropped: empty_answer=1')
 """
 
 from __future__ import annotations

@@ -34,9 +34,11 @@ def clip_tokens(tokenizer, ids: list[int], max_length: int) -> list[int]:
     """`ids` cut to `max_length` tokens from the middle: the leading special tokens (BOS, or an encoder's
     [CLS], where it reads the reward) and the end (the answer's last token, where a decoder reads it) stay.
 
-    Example (a tokenizer that starts every text with one BOS, id 1):
-        >>> clip_tokens(tok, [1, 10, 11, 12, 13, 14], 4)  # doctest: +SKIP
-        [1, 12, 13, 14]
+    Example (MiniLM's tokenizer: every text starts with [CLS], id 101, and ends with [SEP], 102):
+        >>> from transformers import AutoTokenizer
+        >>> from rewardkit.assets import minilm_dir
+        >>> clip_tokens(AutoTokenizer.from_pretrained(minilm_dir()), [101, 10, 11, 12, 13, 102], 4)
+        [101, 12, 13, 102]
     """
     if len(ids) <= max_length:
         return ids

@@ -45,6 +45,9 @@ class ClassifierRM(PointwiseMixin):
             decoder sequence classifier, else it is refused.
 
     Example:
+        >>> from transformers import AutoTokenizer
+        >>> from rewardkit.assets import minilm_dir
+        >>> tokenizer = AutoTokenizer.from_pretrained(minilm_dir())
         >>> rm = ClassifierRM(lambda ids, mask: mask.sum(-1).float(), tokenizer, kind="demo", max_length=512)
         >>> rm.score_token_ids([[5, 6, 7], [5]])  # this toy forward counts tokens
         [3.0, 1.0]

@@ -242,8 +242,10 @@ def load_value_head(
     """A value-head reward model (OpenRLHF, LLaMA-Factory or TRL layout) ready to score.
 
     Example:
-        >>> rm = load_value_head("outputs/openrlhf-rm")
-        >>> rm.score([[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]])
+        An OpenRLHF / LLaMA-Factory checkpoint is needed, hence the skips:
+
+        >>> rm = load_value_head("outputs/openrlhf-rm")  # doctest: +SKIP
+        >>> rm.score([[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]])  # doctest: +SKIP
         [0.73...]
     """
     folder = Path(path)
@@ -343,8 +345,11 @@ def load_remote_code(
     config's `objective_names`/`reward_names` or reward_0..k-1.
 
     Example:
-        >>> rm = load_remote_code("models/ArmoRM-Llama3-8B-v0.1", trust_remote_code=True)
-        >>> rm.score_detailed([[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]])[0].sub_scores
+        A local copy of a remote-code model (8B here) is needed, hence the skips:
+
+        >>> rm = load_remote_code("models/ArmoRM-Llama3-8B-v0.1", trust_remote_code=True)  # doctest: +SKIP
+        >>> msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]
+        >>> rm.score_detailed([msgs])[0].sub_scores  # doctest: +SKIP
         {'score': 0.11..., 'reward_0': 0.72..., ...}
     """
     from transformers import AutoModelForSequenceClassification

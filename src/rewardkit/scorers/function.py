@@ -137,7 +137,10 @@ def load_function(spec: str, *, batch_size: int = 32, **_ignored) -> FunctionRM:
     {"role", "content"} messages) and returns one float, or one dict with a "score", per conversation.
 
     Example:
-        >>> rm = load_function("my_rewards:length_penalty")
+        >>> import pathlib, tempfile
+        >>> file = pathlib.Path(tempfile.mkdtemp()) / "my_rewards.py"
+        >>> _ = file.write_text("def length_penalty(convs):\\n    return [-len(c[-1]['content']) / 10 for c in convs]")
+        >>> rm = load_function(f"{file}:length_penalty")
         >>> rm.score([[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]])
         [-0.5]
     """

@@ -60,6 +60,9 @@ class GenerativeJudge(GroupMixin):
     """A local causal chat LM as a reward model (kind "generative").
 
     Example:
+        A causal chat LM folder is needed (e.g. `rewardkit.assets.smollm2_dir()`, a minute to convert
+        the first time), hence the skips:
+
         >>> judge = GenerativeJudge("models/smollm2-135m-instruct", mode="logprob")  # doctest: +SKIP
         >>> chosen, rejected = judge.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
         >>> judge.stats()["parse_failure_rate"]  # logprob reads probabilities: never fails  # doctest: +SKIP

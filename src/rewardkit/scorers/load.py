@@ -65,8 +65,13 @@ def load_reward_model(path: str, kind: str = "auto", **options):
             max_new_tokens, seed, batch_size.
 
     Example:
-        >>> rm = load_reward_model("outputs/demo/model")   # logs: kind seq_classifier (architecture ...)
-        >>> rm.compare("2+2?", ["4", "5"]).ranking
+        A trained checkpoint is needed (`rewardkit demo` writes outputs/demo/model), hence the skips;
+        `rewardkit`'s package docstring has one that runs with a Python function.
+
+        >>> rm = load_reward_model("outputs/demo/model")  # doctest: +SKIP
+        >>> rm.kind, rm.detected_because  # doctest: +SKIP
+        ('seq_classifier', 'architecture BertForSequenceClassification')
+        >>> rm.compare("2+2?", ["4", "5"]).ranking  # doctest: +SKIP
         [0, 1]
     """
     if kind not in KINDS:

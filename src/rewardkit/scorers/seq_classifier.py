@@ -33,8 +33,10 @@ def load_seq_classifier(
     """A sequence-classifier reward model ready to score (with prefix sharing for decoders).
 
     Example:
-        >>> rm = load_seq_classifier("outputs/demo/model")
-        >>> rm.score([[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]])
+        A trained checkpoint is needed (`rewardkit demo` writes outputs/demo/model), hence the skips:
+
+        >>> rm = load_seq_classifier("outputs/demo/model")  # doctest: +SKIP
+        >>> rm.score([[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]])  # doctest: +SKIP
         [1.93...]
     """
     tokenizer = load_tokenizer(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
