@@ -71,7 +71,9 @@ def test_tiny_judge_swaps_orders_and_counts(tiny_causal_dir, monkeypatch):
         "parse_failure_rate": 1 / 6,
         "order_consistency_rate": 1 / 3,
     }
-    with pytest.raises(RewardkitError, match="mode='pointwise' or mode='logprob'"):
+    with pytest.raises(
+        RewardkitError, match="needs --mode pointwise or --mode logprob \\(this judge has --mode pairwise\\)"
+    ):
         judge.score_detailed([rated(GOOD)])
 
 
@@ -107,15 +109,40 @@ def test_tiny_pointwise_falls_back_and_edges(tiny_causal_dir):
     assert judge.compare(QUESTION, [GOOD]).ranking == [0]
     with pytest.raises(RewardkitError, match="must end with the assistant answer"):
         judge.score_detailed([[{"role": "user", "content": QUESTION}]])
-    with pytest.raises(RewardkitError, match="judge_pairs needs mode='pairwise' or mode='logprob'"):
+    with pytest.raises(RewardkitError, match="judge_pairs needs --mode pairwise or --mode logprob"):
         judge.judge_pairs([QUESTION], [GOOD], [BAD])
 
 
 def test_bad_arguments(tiny_causal_dir, tmp_path):
-    with pytest.raises(RewardkitError, match="mode='ranking'"):
+    with pytest.raises(
+        RewardkitError, match="--mode ranking: accepted values are pairwise, pointwise, logprob"
+    ):
         GenerativeJudge(tiny_causal_dir, mode="ranking")
-    with pytest.raises(RewardkitError, match="no config.json"):
+    with pytest.raises(RewardkitError, match="--max_new_tokens 0: must be at least 1"):
+        GenerativeJudge(tiny_causal_dir, max_new_tokens=0)
+    with pytest.raises(RewardkitError, match="--max_length 8: must be at least 16"):
+        GenerativeJudge(tiny_causal_dir, max_length=8)
+    with pytest.raises(RewardkitError, match="--torch_dtype float8: accepted values"):
+        GenerativeJudge(tiny_causal_dir, dtype="float8")
+    with pytest.raises(RewardkitError, match=f"--model {tmp_path}: no config.json"):
         GenerativeJudge(tmp_path)
+    with pytest.raises(RewardkitError, match="--gguf_file x.gguf: not found"):
+        GenerativeJudge(tmp_path, gguf_file="x.gguf")
+    with pytest.raises(
+        RewardkitError, match=r"--max_length 300 is too small .*raise --max_length or lower --max_new_tokens"
+    ):
+        GenerativeJudge(tiny_causal_dir, max_new_tokens=250, max_length=300).judge_pairs(
+            [QUESTION], [GOOD], [BAD]
+        )
+
+
+def test_judge_goes_to_the_default_device_unless_device_map_says(tiny_causal_dir, monkeypatch):
+    """As the classifiers: the first GPU when there is one (the meta device stands in for it here)."""
+    import rewardkit.core.loading
+
+    monkeypatch.setattr(rewardkit.core.loading, "default_device", lambda device_map: torch.device("meta"))
+    assert GenerativeJudge(tiny_causal_dir).model.device.type == "meta"
+    assert GenerativeJudge(tiny_causal_dir, device="cpu").model.device.type == "cpu"
 
 
 # ------------------------------------------------------------------ SmolLM2-135M-Instruct (slow)

@@ -28,31 +28,15 @@ from pathlib import Path
 
 import torch
 
+from rewardkit.config import JUDGE_MODES, check_at_least, check_choice
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers import judge_prompts as jp
 from rewardkit.scorers.base import Group, GroupMixin, Messages, Score, as_messages, split_groups
+from rewardkit.scorers.judge_fit import fit_prompt
 
 logger = logging.getLogger(__name__)
 
-MODES = ("pairwise", "pointwise", "logprob")
 FALLBACK_RATING = 5.5
-
-
-def shared_cap(lengths: Sequence[int], excess: int) -> int:
-    """The largest cap such that clipping every length to it removes at least `excess` (0 if none does).
-
-    Example:
-        >>> shared_cap([100, 40, 10], 70)  # clip to 35: 65 + 5 = 70
-        35
-    """
-    lo, hi = 0, max(lengths, default=0)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if sum(max(0, n - mid) for n in lengths) >= excess:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 # ---------------------------------------------------------------- the judge
@@ -85,10 +69,11 @@ class GenerativeJudge(GroupMixin):
         gguf_file: str | None = None,
         attn_implementation: str | None = None,
     ):
-        if mode not in MODES:
-            raise RewardkitError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
-        if max_new_tokens < 1 or batch_size < 1 or max_length < 16:
-            raise RewardkitError("max_new_tokens and batch_size must be >= 1 and max_length >= 16")
+        check_choice("mode", mode, JUDGE_MODES)
+        check_at_least("max_new_tokens", max_new_tokens, 1)
+        check_at_least("max_length", max_length, 16)
+        if batch_size < 1:
+            raise RewardkitError(f"batch_size {batch_size}: must be at least 1")
         self.mode, self.max_new_tokens, self.seed = mode, max_new_tokens, seed
         self.batch_size, self.max_length = batch_size, max_length
         self.model, self.tokenizer = _load(
@@ -97,16 +82,16 @@ class GenerativeJudge(GroupMixin):
         self.last_generations: list[str] = []  # raw judge outputs of the latest call, for inspection
         self.reset_stats()
         if mode == "logprob":
-            self._verdict_ids = self._decision_tokens(jp.VERDICT_PREFILL, ["A", "B"])
-            self._rating_ids, self._ten_split = self._rating_tokens()
+            self._verdict_ids = jp.decision_tokens(self.tokenizer, jp.VERDICT_PREFILL, ["A", "B"])
+            self._rating_ids, self._ten_split = jp.rating_tokens(self.tokenizer)
 
     # ---- protocol
     def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         """Rate each conversation's last assistant answer 1..10 (modes pointwise and logprob)."""
         if self.mode == "pairwise":
             raise RewardkitError(
-                "score_detailed rates one answer at a time, which needs mode='pointwise' or mode='logprob' "
-                "(this judge has mode='pairwise'); use score_pairs or compare for pairwise verdicts"
+                "score_detailed rates one answer at a time, which needs --mode pointwise or --mode logprob "
+                "(this judge has --mode pairwise); use score_pairs or compare for pairwise verdicts"
             )
         prompts = []
         for i, conv in enumerate(conversations):
@@ -169,7 +154,7 @@ class GenerativeJudge(GroupMixin):
         """
         if self.mode == "pointwise":
             raise RewardkitError(
-                "judge_pairs needs mode='pairwise' or mode='logprob' (this judge has mode='pointwise')"
+                "judge_pairs needs --mode pairwise or --mode logprob (this judge has --mode pointwise)"
             )
         if not len(prompts) == len(xs) == len(ys):
             raise RewardkitError("judge_pairs: prompts, xs and ys must have the same length")
@@ -245,59 +230,17 @@ class GenerativeJudge(GroupMixin):
             for (_, n, t), e, pr in zip(prompts, expected, probs)
         ]
 
-    # ---- prompts
     def _fit(self, history: Messages, answers: list[str], pointwise: bool) -> tuple[str, int, bool]:
-        """(chat-rendered judge prompt, its token count, truncated?) within max_length.
-
-        Older turns go first; if the last turn and the answers alone are still too long, each of
-        them is clipped to a shared token budget (head kept, " [...]" appended).
-        """
-        budget = self.max_length - (1 if self.mode == "logprob" else self.max_new_tokens)
-        history, answers, truncated, before = list(history), list(answers), False, None
-        while True:
-            text = self._render(history, answers, pointwise)
-            n = self._count(text)
-            if n <= budget:
-                return text, n, truncated
-            if before is not None and n >= before:
-                raise RewardkitError(f"max_length={self.max_length}: cannot clip the judge prompt to fit")
-            before = n
-            truncated = True
-            older = [i for i, m in enumerate(history[:-1]) if m["role"] != "system"]
-            if older:
-                history.pop(older[0])
-                continue
-            fields = [m["content"] for m in history[-1:]] + answers
-            lengths = [self._count(f) for f in fields]
-            cap = shared_cap(lengths, n - budget + 8 * len(fields))  # 8: room for " [...]"
-            if cap < 16:
-                raise RewardkitError(
-                    f"max_length={self.max_length} is too small for the judge prompt "
-                    f"(it needs {n - budget} more tokens); raise max_length"
-                )
-            fields = [self._clip(f, cap) if length > cap else f for f, length in zip(fields, lengths)]
-            if history:
-                history[-1] = {**history[-1], "content": fields.pop(0)}
-            answers = fields
-
-    def _count(self, text: str) -> int:
-        return len(self.tokenizer.encode(text, add_special_tokens=False))
-
-    def _clip(self, text: str, n_tokens: int) -> str:
-        """The first `n_tokens` tokens of `text`, cut in the original string (decode may re-space it)."""
-        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return text[: enc["offset_mapping"][n_tokens - 1][1]] + " [...]"
-
-    def _render(self, history: Messages, answers: list[str], pointwise: bool) -> str:
-        only = self.mode == "logprob"
-        if pointwise:
-            user, prefill = jp.pointwise_prompt(history, *answers, verdict_only=only), jp.RATING_PREFILL
-        else:
-            user, prefill = jp.pairwise_prompt(history, *answers, verdict_only=only), jp.VERDICT_PREFILL
-        text = self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+        logprob = self.mode == "logprob"
+        return fit_prompt(
+            self.tokenizer,
+            history,
+            answers,
+            pointwise=pointwise,
+            verdict_only=logprob,
+            max_length=self.max_length,
+            reserve=1 if logprob else self.max_new_tokens,
         )
-        return text + prefill if only else text
 
     # ---- model calls
     @torch.inference_mode()
@@ -356,28 +299,6 @@ class GenerativeJudge(GroupMixin):
         enc = self.tokenizer(texts, add_special_tokens=False, padding=True, return_tensors="pt")
         return {k: v.to(self.model.device) for k, v in enc.items()}
 
-    # ---- decision tokens (logprob mode)
-    def _decision_tokens(self, context: str, pieces: list[str]) -> list[int]:
-        ids = [jp.continuation_token(self.tokenizer, context, p) for p in pieces]
-        bad = [p for p, i in zip(pieces, ids) if i is None]
-        if bad:
-            raise RewardkitError(
-                f"mode='logprob': this tokenizer does not read {bad} as one token after {context!r}; "
-                "use mode='pairwise' or 'pointwise' with this model"
-            )
-        return ids
-
-    def _rating_tokens(self) -> tuple[list[int], tuple[int, int, int] | None]:
-        """Token ids of "1".."9" (+ "10" if one token), and ("1", "0", "]]") ids if 10 = "1" + "0"."""
-        ids = self._decision_tokens(jp.RATING_PREFILL, [str(n) for n in range(1, 10)])
-        ten = jp.continuation_token(self.tokenizer, jp.RATING_PREFILL, "10")
-        if ten is not None:
-            return ids + [ten], None
-        after = jp.RATING_PREFILL + "1"
-        zero = jp.continuation_token(self.tokenizer, after, "0")
-        close = jp.continuation_token(self.tokenizer, after, "]]")
-        return ids, ((ids[0], zero, close) if zero is not None and close is not None else None)
-
 
 class _StopAfterDecision:
     """Stops a row once its generated text holds "]]".
@@ -431,29 +352,36 @@ def load_judge(
     )
 
 
-def _load(path: Path, dtype, device, trust_remote_code: bool, gguf_file: str | None, attn: str | None):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _load(path: Path, dtype, device_map, trust_remote_code: bool, gguf_file: str | None, attn: str | None):
+    """(model, tokenizer): on the GPU when there is one (as the classifiers), unless `--device_map` says."""
+    from transformers import AutoModelForCausalLM
+
+    from rewardkit.core.loading import default_device, forget_gguf_quantizer, load_tokenizer, torch_dtype
 
     if gguf_file is not None and not (path / gguf_file).is_file():
-        raise RewardkitError(f"gguf_file={gguf_file!r}: not found in {path}")
+        raise RewardkitError(f"--gguf_file {gguf_file}: not found in {path}")
     if gguf_file is None and not (path / "config.json").is_file():
-        raise RewardkitError(f"model_path={str(path)!r}: no config.json; expected a local causal-LM folder")
-    if isinstance(dtype, str) and dtype != "auto":
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise RewardkitError(f"dtype={dtype!r}: expected auto, float32, float16 or bfloat16")
-        dtype = getattr(torch, dtype)
-    tokenizer = AutoTokenizer.from_pretrained(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
+        raise RewardkitError(
+            f"--model {path}: no config.json; expected a local causal-LM folder (or --gguf_file)"
+        )
+    dtype = torch_dtype(dtype or "auto") if isinstance(dtype, str) or dtype is None else dtype
+    device = default_device(device_map)  # checks --device_map before the weights are read
+    tokenizer = load_tokenizer(str(path), gguf_file=gguf_file, trust_remote_code=trust_remote_code)
     if not tokenizer.chat_template:
-        raise RewardkitError(f"{path}: the tokenizer has no chat template; a judge needs a chat model")
+        raise RewardkitError(
+            f"--model {path}: the tokenizer has no chat template; a judge needs a chat model"
+        )
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(
-        path,
-        gguf_file=gguf_file,
-        dtype=dtype or "auto",
-        device_map=device,
-        attn_implementation=attn,
-        trust_remote_code=trust_remote_code,
-    )
+    kwargs = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
+    if gguf_file:
+        kwargs["gguf_file"] = gguf_file
+    if device_map:
+        kwargs["device_map"] = device_map
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if gguf_file:
+        forget_gguf_quantizer(model)
+    if not device_map:
+        model.to(device)
     return model.eval(), tokenizer

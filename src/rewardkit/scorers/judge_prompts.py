@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from rewardkit.data.schema import Message
+from rewardkit.errors import RewardkitError
 
 VERDICTS = ("A", "B", "C")  # C is a tie
 VERDICT_PREFILL = "Verdict: [["
@@ -166,6 +167,30 @@ def continuation_token(tokenizer, context: str, piece: str) -> int | None:
     if len(full) == len(head) + 1 and full[: len(head)] == head:
         return full[-1]
     return None
+
+
+def decision_tokens(tokenizer, context: str, pieces: list[str]) -> list[int]:
+    """The one token each of `pieces` adds after `context` (logprob mode reads their probabilities)."""
+    ids = [continuation_token(tokenizer, context, p) for p in pieces]
+    bad = [p for p, i in zip(pieces, ids) if i is None]
+    if bad:
+        raise RewardkitError(
+            f"--mode logprob: this tokenizer does not read {bad} as one token after {context!r}; "
+            "use --mode pairwise or --mode pointwise with this model"
+        )
+    return ids
+
+
+def rating_tokens(tokenizer) -> tuple[list[int], tuple[int, int, int] | None]:
+    """Token ids of "1".."9" (+ "10" if one token), and ("1", "0", "]]") ids if 10 = "1" + "0"."""
+    ids = decision_tokens(tokenizer, RATING_PREFILL, [str(n) for n in range(1, 10)])
+    ten = continuation_token(tokenizer, RATING_PREFILL, "10")
+    if ten is not None:
+        return ids + [ten], None
+    after = RATING_PREFILL + "1"
+    zero = continuation_token(tokenizer, after, "0")
+    close = continuation_token(tokenizer, after, "]]")
+    return ids, ((ids[0], zero, close) if zero is not None and close is not None else None)
 
 
 # ---------------------------------------------------------------- reading token probabilities
