@@ -47,19 +47,10 @@ TOLERANCE = 1e-4
 
 
 def smollm2_folder() -> Path:
-    """SmolLM2-135M-Instruct as a safetensors causal-LM folder (converted once from the packaged GGUF)."""
-    target = MODEL_CACHE / "smollm2-135m-instruct"
-    if not (target / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    """SmolLM2-135M-Instruct as a safetensors causal-LM folder (converted once, atomically, as the tests do)."""
+    from rewardkit.assets import smollm2_safetensors
 
-        from rewardkit.assets import smollm2_gguf
-
-        folder, name = smollm2_gguf()
-        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(target)
-        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(
-            target
-        )
-    return target
+    return smollm2_safetensors(MODEL_CACHE)
 
 
 def make_checkpoint(out: Path, quick: bool) -> str:

@@ -35,24 +35,14 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HH_DEV = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "dev.jsonl"
-SMOLLM2 = (
-    Path(os.environ.get("REWARDKIT_TEST_CACHE", ROOT / ".cache" / "test-models")) / "smollm2-135m-instruct"
-)
+MODEL_CACHE = Path(os.environ.get("REWARDKIT_TEST_CACHE", ROOT / ".cache" / "test-models"))
 
 
 def smollm2_dir() -> Path:
-    """The SmolLM2 safetensors folder the tests cache, converted from the packaged GGUF if missing."""
-    if not (SMOLLM2 / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The SmolLM2 safetensors folder the tests cache, converted once (atomically) if missing."""
+    from rewardkit.assets import smollm2_safetensors
 
-        from rewardkit.assets import smollm2_gguf
-
-        folder, name = smollm2_gguf()
-        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(SMOLLM2)
-        AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32).save_pretrained(
-            SMOLLM2
-        )
-    return SMOLLM2
+    return smollm2_safetensors(MODEL_CACHE)
 
 
 def tokenized_pairs(tokenizer, n: int, max_length: int) -> list[dict]:

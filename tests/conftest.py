@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 # Tests never touch the network: set before transformers/datasets are imported.
@@ -130,25 +128,9 @@ def minilm_dir():
 @pytest.fixture(scope="session")
 def smollm2_dir():
     """SmolLM2-135M-Instruct converted once from GGUF to a safetensors causal-LM folder (~40 s the first time)."""
-    target = CACHE / "smollm2-135m-instruct"
-    if not (target / "config.json").is_file():
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    from rewardkit.assets import smollm2_safetensors
 
-        from rewardkit.assets import smollm2_gguf
-        from rewardkit.core.loading import forget_gguf_quantizer
-
-        folder, name = smollm2_gguf()
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=CACHE))
-        AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)
-        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-        forget_gguf_quantizer(model)  # dequantised on load; transformers would refuse to save it otherwise
-        model.save_pretrained(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    return smollm2_safetensors(CACHE)
 
 
 @pytest.fixture(scope="session")

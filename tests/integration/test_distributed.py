@@ -151,6 +151,11 @@ def _assert_same_training(run: Path, reference: Path) -> None:
     losses, ref_losses = ([(e["epoch"], e["loss"]) for e in log if "loss" in e] for log in steps)
     assert [e for e, _ in losses] == [0.25, 0.5, 0.75, 1.0]  # 4 steps of 4 pairs: 2 processes x 2 pairs
     assert [loss for _, loss in losses] == pytest.approx([loss for _, loss in ref_losses], rel=1e-5)
+    # The pair metrics of each step are over all 4 pairs of the global batch (both ranks' shards), as
+    # in the one-process run, not rank 0's 2 pairs.
+    for key in ("accuracy", "margin", "rewards_chosen", "rewards_rejected"):
+        got, want = ([e[key] for e in log if "loss" in e] for log in steps)
+        assert len(got) == 4 and got == pytest.approx(want, rel=1e-5, abs=1e-6), key
     start = load_file(reference.parent / "tiny-llama" / "model.safetensors")
     for name in ("model.safetensors", "adapter/adapter_model.safetensors"):
         got, want = load_file(run / name), load_file(reference / name)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rewardkit.train.loss import bradley_terry_loss, pairwise_metrics
+from rewardkit.train.loss import bradley_terry_loss, metrics_from_sums, pair_metric_sums, pairwise_metrics
 
 
 def test_bt_loss_hand_derived():
@@ -40,3 +40,57 @@ def test_metrics_tie_counts_as_wrong():
     assert m["margin"] == pytest.approx((1 + 0 - 0.5 + 1) / 4)
     assert m["rewards_chosen"] == pytest.approx(0.875)
     assert m["rewards_rejected"] == pytest.approx(0.5)
+
+
+def test_metric_sums_of_shards_give_the_metrics_of_all_pairs():
+    rank0 = pair_metric_sums(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))  # 1 win, margins 1, 0
+    rank1 = pair_metric_sums(torch.tensor([0.5, 0.0, 3.0]), torch.tensor([1.0, -1.0, 0.0]))  # 2 wins
+    assert rank0.tolist() == [2.0, 1.0, 1.0, 3.0, 2.0]
+    m = metrics_from_sums(rank0 + rank1)
+    assert m == pytest.approx(
+        {
+            "accuracy": 3 / 5,
+            "margin": (1 + 0 - 0.5 + 1 + 3) / 5,
+            "rewards_chosen": 6.5 / 5,
+            "rewards_rejected": 2 / 5,
+        }
+    )
+    assert metrics_from_sums(rank0) == pytest.approx(
+        pairwise_metrics(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))
+    )
+
+
+class TwoRanks:
+    """An accelerator stand-in of 2 processes: `gather` stacks this rank's tensor with rank 1's."""
+
+    num_processes, device = 2, torch.device("cpu")
+
+    def __init__(self, other):
+        self.other = other
+
+    def gather(self, tensor):
+        return torch.cat([tensor, self.other[None]])
+
+
+def test_trainer_logs_the_pair_metrics_of_every_process(monkeypatch):
+    from types import SimpleNamespace
+
+    from transformers import Trainer
+
+    from rewardkit.train.trainer import RewardTrainer, gather_sums
+
+    other = pair_metric_sums(torch.tensor([0.5, 0.0, 3.0]), torch.tensor([1.0, -1.0, 0.0]))  # rank 1's pairs
+    assert torch.equal(gather_sums(SimpleNamespace(num_processes=1), other), other)
+    fake = RewardTrainer.__new__(RewardTrainer)  # no model or Trainer set-up: only what the two methods use
+    fake.accelerator, fake.center_rewards_coefficient, fake._train_sums = TwoRanks(other), 0.0, None
+    fake.pair_forward = lambda model, inputs: (torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))
+    logged = []
+    monkeypatch.setattr(Trainer, "log", lambda self, logs, *a, **k: logged.append(dict(logs)))
+    model = SimpleNamespace(training=True)
+    for _ in range(2):  # two steps before a log line: the metrics are over all 10 pairs
+        RewardTrainer.compute_loss(fake, model, {})
+    RewardTrainer.log(fake, {"loss": 0.5})
+    assert logged[0]["accuracy"] == pytest.approx(3 / 5) and logged[0]["margin"] == pytest.approx(4.5 / 5)
+    assert logged[0]["rewards_chosen"] == pytest.approx(6.5 / 5) and fake._train_sums is None
+    RewardTrainer.log(fake, {"eval_loss": 0.1})  # not a training line: nothing added
+    assert "accuracy" not in logged[1]

@@ -32,10 +32,30 @@ def bradley_terry_loss(
 
 def pairwise_metrics(chosen: torch.Tensor, rejected: torch.Tensor) -> dict[str, float]:
     """Accuracy (a tie counts as wrong), mean margin, and the mean chosen and rejected rewards."""
-    chosen, rejected = chosen.detach().float(), rejected.detach().float()
+    return metrics_from_sums(pair_metric_sums(chosen, rejected))
+
+
+def pair_metric_sums(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """[pairs, wins, sum of margins, sum of chosen, sum of rejected] (float64): sums add up across
+    batches and processes, so the metrics of several shards are those of all their pairs.
+
+    Example:
+        >>> pair_metric_sums(torch.tensor([2.0, 0.0]), torch.tensor([1.0, 1.0])).tolist()
+        [2.0, 1.0, 0.0, 2.0, 2.0]
+    """
+    chosen, rejected = chosen.detach().double(), rejected.detach().double()
+    wins = (chosen > rejected).double().sum()
+    return torch.stack([torch.tensor(float(chosen.numel()), dtype=torch.float64, device=chosen.device),
+                        wins, (chosen - rejected).sum(), chosen.sum(), rejected.sum()])  # fmt: skip
+
+
+def metrics_from_sums(sums: torch.Tensor) -> dict[str, float]:
+    """`pairwise_metrics` from `pair_metric_sums` (added over any number of batches or processes)."""
+    n, wins, margin, chosen, rejected = sums.tolist()
+    n = n or float("nan")
     return {
-        "accuracy": (chosen > rejected).float().mean().item(),
-        "margin": (chosen - rejected).mean().item(),
-        "rewards_chosen": chosen.mean().item(),
-        "rewards_rejected": rejected.mean().item(),
+        "accuracy": wins / n,
+        "margin": margin / n,
+        "rewards_chosen": chosen / n,
+        "rewards_rejected": rejected / n,
     }

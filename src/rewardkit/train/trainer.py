@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
-import numpy as np
 import torch
 from transformers import Trainer
 
 from rewardkit.core.rewards import sequence_rewards
-from rewardkit.train.loss import bradley_terry_loss, pairwise_metrics
+from rewardkit.train.loss import bradley_terry_loss, metrics_from_sums, pair_metric_sums, pairwise_metrics
 
 
 def compute_reward_metrics(eval_pred) -> dict[str, float]:
@@ -36,14 +33,14 @@ class RewardTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.center_rewards_coefficient = center_rewards_coefficient
         self.pair_forward = forward or stacked_pair_rewards
-        self._train_stats: dict[str, list[float]] = defaultdict(list)
+        self._train_sums: torch.Tensor | None = None  # pair_metric_sums over every process since the last log
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         chosen, rejected = self.pair_forward(model, inputs)
         loss = bradley_terry_loss(chosen, rejected, inputs.get("margin"), self.center_rewards_coefficient)
         if model.training:
-            for key, value in pairwise_metrics(chosen, rejected).items():
-                self._train_stats[key].append(value)
+            sums = gather_sums(self.accelerator, pair_metric_sums(chosen, rejected))
+            self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         if return_outputs:
             return loss, {"rewards_chosen": chosen, "rewards_rejected": rejected}
         return loss
@@ -60,11 +57,19 @@ class RewardTrainer(Trainer):
         return loss.detach(), logits, labels
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if self._train_stats and "loss" in logs:  # a training log line: add the running pair metrics
-            for key, values in self._train_stats.items():
-                logs[key] = float(np.mean(values))
-            self._train_stats.clear()
+        if self._train_sums is not None and "loss" in logs:  # a training log line: add the pair metrics
+            logs.update(metrics_from_sums(self._train_sums))
+            self._train_sums = None
         super().log(logs, *args, **kwargs)
+
+
+def gather_sums(accelerator, sums: torch.Tensor) -> torch.Tensor:
+    """`sums` added over all processes (every rank calls this at the same step), so the logged training
+    metrics are those of every pair of the global batch, not of rank 0's shard. Sums, not the rewards
+    themselves: a rank's last batch may hold fewer pairs, and all_gather wants equal shapes."""
+    if accelerator is None or accelerator.num_processes == 1:
+        return sums
+    return accelerator.gather(sums.to(accelerator.device)[None]).sum(0).cpu()
 
 
 def stacked_pair_rewards(model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
