@@ -85,6 +85,7 @@ def smollm2_safetensors(cache_dir: str | Path) -> Path:
     folder, name = smollm2_gguf()
     cache.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache, prefix=f".{SMOLLM2_FOLDER}-"))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any model folder
     try:
         logger.info("converting %s (%s) to safetensors in %s (once)", folder, name, target)
         AutoTokenizer.from_pretrained(folder, gguf_file=name).save_pretrained(tmp)

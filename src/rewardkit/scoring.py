@@ -108,21 +108,17 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
                 if isinstance(item, RewardkitError):
                     if procs.is_main:
                         out.flush()  # both files stay a prefix of the input (see the module docstring)
-                        with bad_output.open("a", encoding="utf-8") as f:
-                            f.write(
-                                json.dumps(
-                                    {"line": lineno, "error": str(item), "row": _as_text(raw)},
-                                    ensure_ascii=False,
-                                )
-                                + "\n"
-                            )
+                        _write_bad_row(bad_output, lineno, item, raw)
                     counts["skipped"] += 1
                 else:
                     out.write(json.dumps(next(scored), ensure_ascii=False) + "\n")
                     counts["pairs" if item.kind == "pair" else "conversations"] += 1
             out.flush()
             bar.update(len(chunk))
-    seconds = time.perf_counter() - start
+    return _summary(counts, done, time.perf_counter() - start, output, bad_output)
+
+
+def _summary(counts: dict, done: int, seconds: float, output: Path, bad_output: Path) -> dict:
     rows = counts["conversations"] + counts["pairs"]
     summary = {
         "rows": rows,
@@ -143,6 +139,12 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
         f" in {bad_output}" if counts["skipped"] else "",
     )
     return summary
+
+
+def _write_bad_row(bad_output: Path, lineno: int, error: RewardkitError, raw: Any) -> None:
+    row = {"line": lineno, "error": str(error), "row": _as_text(raw)}
+    with bad_output.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- loading and output files

@@ -48,12 +48,11 @@ def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
 
 def run_demo(args: DemoArguments) -> dict:
     """Generate data, train, report held-out accuracy, then score the seed article's apples example."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
+    from transformers import TrainingArguments
 
     from rewardkit.assets import minilm_dir
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
-    from rewardkit.demo.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT, make_preference_set
+    from rewardkit.demo.synthetic import make_preference_set
     from rewardkit.train.run import run_train
 
     out = Path(args.output_dir)
@@ -68,35 +67,11 @@ def run_demo(args: DemoArguments) -> dict:
             validation_file_dir=str(out / "data" / "heldout.jsonl"),
             max_length=args.max_length,
         ),
-        TrainingArguments(
-            output_dir=str(model_dir),
-            num_train_epochs=args.num_train_epochs,
-            learning_rate=args.learning_rate,
-            per_device_train_batch_size=args.per_device_train_batch_size,
-            per_device_eval_batch_size=64,
-            warmup_steps=0.1,
-            logging_steps=20,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            seed=args.seed,
-            do_train=True,
-            do_eval=True,
-            train_sampling_strategy="group_by_length",  # batches of similar length: less padding
-            use_cpu=not torch.cuda.is_available(),
-        ),
+        TrainingArguments(**_training_settings(args, model_dir)),
         ScriptArguments(use_peft=args.use_peft, template_name="auto"),
     )
     report = _evaluate(model_dir, out / "data" / "heldout.jsonl", out / "eval", args.seed)
-    # Score exactly as the seed article does, with nothing from rewardkit: the checkpoint is plain.
-    rm = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    scores = []
-    for answer in (APPLES_GOOD, APPLES_BAD):
-        conv = [{"role": "user", "content": APPLES_PROMPT}, {"role": "assistant", "content": answer}]
-        enc = tok.apply_chat_template(conv, tokenize=True, return_tensors="pt", return_dict=True)
-        with torch.no_grad():
-            scores.append(rm(**enc).logits[0][0].item())
+    scores = _apples_scores(model_dir)
     accuracy = metrics["eval"]["eval_accuracy"]
     print(
         f"\nheld-out accuracy: {accuracy:.1%} on {metrics['eval']['eval_samples']} synthetic pairs (chance 50%)"
@@ -118,6 +93,47 @@ def run_demo(args: DemoArguments) -> dict:
     }
     (out / "demo_result.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _training_settings(args: DemoArguments, model_dir: Path) -> dict:
+    """The demo's `TrainingArguments`: one pass, no checkpoints, CPU unless there is a GPU."""
+    import torch
+
+    return dict(
+        output_dir=str(model_dir),
+        num_train_epochs=args.num_train_epochs,
+        learning_rate=args.learning_rate,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        per_device_eval_batch_size=64,
+        warmup_steps=0.1,
+        logging_steps=20,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        seed=args.seed,
+        do_train=True,
+        do_eval=True,
+        train_sampling_strategy="group_by_length",  # batches of similar length: less padding
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def _apples_scores(model_dir: Path) -> list[float]:
+    """The seed article's two apples answers scored exactly as it does, with nothing from rewardkit."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from rewardkit.demo.synthetic import APPLES_BAD, APPLES_GOOD, APPLES_PROMPT
+
+    rm = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    scores = []
+    for answer in (APPLES_GOOD, APPLES_BAD):
+        conv = [{"role": "user", "content": APPLES_PROMPT}, {"role": "assistant", "content": answer}]
+        enc = tok.apply_chat_template(conv, tokenize=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            scores.append(rm(**enc).logits[0][0].item())
+    return scores
 
 
 def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int) -> dict:

@@ -72,18 +72,11 @@ def run_eval(
     _check_settings(n_boot=n_boot, batch_size=batch_size, n_bins=n_bins, near_tie_rel=near_tie_rel)
     _check_items(items)
     subsets = [it.subset or NO_SUBSET for it in items]
-    sections, warnings = None, []
-    if sections_file is not None:
-        sections = load_sections(sections_file)
-        warnings += check_sections_against_data(sections, subsets, sections_file)
+    sections, warnings = _sections(sections_file, subsets)
     baseline = (
         None if baseline_scores is None else load_baseline(baseline_scores, [it.source for it in items])
     )
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise RewardkitError(f"--output_dir {output_dir}: exists and is not a folder")
-    for w in warnings:
-        log.warning(w)
+    output_dir = _check_output_dir(output_dir)
 
     records, length_unit = score_items(model, items, subsets, batch_size=batch_size, progress=progress)
     summary = summarize(
@@ -128,6 +121,24 @@ def run_eval_files(model: RewardModel, data_paths: Sequence[str | Path], **kwarg
 
 
 # ------------------------------------------------------------------------------------ input checks
+
+
+def _check_output_dir(output_dir: str | Path) -> Path:
+    output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RewardkitError(f"--output_dir {output_dir}: exists and is not a folder")
+    return output_dir
+
+
+def _sections(sections_file: str | Path | None, subsets: list[str]) -> tuple[dict | None, list[str]]:
+    """The sections to report (None: none asked for) and the warnings about them, logged here."""
+    if sections_file is None:
+        return None, []
+    sections = load_sections(sections_file)
+    warnings = check_sections_against_data(sections, subsets, sections_file)
+    for w in warnings:
+        log.warning(w)
+    return sections, warnings
 
 
 def _check_settings(*, n_boot: int, batch_size: int, n_bins: int, near_tie_rel: float) -> None:

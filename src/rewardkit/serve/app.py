@@ -16,8 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import math
 import os
@@ -35,6 +33,7 @@ from fastapi.security import HTTPBearer
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Group, Score, as_messages, ranking
 from rewardkit.serve.batcher import Batcher, Kind, LimitExceeded
+from rewardkit.serve.guard import Guard
 from rewardkit.serve.metrics import ServeMetrics
 from rewardkit.serve.schemas import (
     CompareRequest,
@@ -51,7 +50,6 @@ from rewardkit.serve.schemas import (
 )
 
 log = logging.getLogger("rewardkit.serve")
-PUBLIC_PATHS = frozenset({"/health"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -213,7 +211,7 @@ def create_app(
     app = FastAPI(title="rewardkit", summary=f"Reward model server: {name}", lifespan=lifespan)
     app.state.served = _Served(model, name, batcher, metrics, max_items)
     _add_error_handlers(app)
-    # The bearer dependency documents the key in OpenAPI (/docs gets "Authorize"); _Guard checks it.
+    # The bearer dependency documents the key in OpenAPI (/docs gets "Authorize"); Guard checks it.
     secured = [Depends(HTTPBearer(auto_error=False))] if api_key else []
     app.include_router(scoring, dependencies=secured, responses=_errors(400, 401, 413, 422, 500))
     app.include_router(ops, dependencies=secured, responses=_errors(401))
@@ -221,7 +219,7 @@ def create_app(
     # Metrics label requests by path only for known routes, so stray URLs cannot grow the label set.
     every = [*app.routes, *scoring.routes, *ops.routes, *public.routes]
     routes = frozenset(r.path for r in every if hasattr(r, "path"))
-    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics, routes=routes)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics, routes=routes)
     return app
 
 
@@ -311,96 +309,6 @@ def _error_entry(e: dict) -> dict:
     if e.get("type") == "json_invalid" and (e.get("ctx") or {}).get("error"):
         msg += f" ({e['ctx']['error']})"
     return {"where": where, "msg": msg, "type": str(e.get("type", ""))}
-
-
-class _Guard:
-    """ASGI middleware: metrics for every request, then the API key, then the body size cap."""
-
-    def __init__(self, app, *, api_key: str | None, max_body_bytes: int, metrics: ServeMetrics, routes):
-        self.app, self.metrics, self.routes = app, metrics, routes
-        self.key = api_key.encode() if api_key else None
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        start, status = time.perf_counter(), 500
-        route = scope["path"] if scope["path"] in self.routes else "other"  # bounded label values
-
-        async def send_status(message):
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self._guarded(scope, receive, send_status)
-        finally:
-            self.metrics.observe_request(route, status, time.perf_counter() - start)
-
-    async def _guarded(self, scope, receive, send):
-        if self.key is not None and scope["path"] not in PUBLIC_PATHS and not self._authorized(scope):
-            return await _send_json(
-                send,
-                401,
-                "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
-                [(b"www-authenticate", b"Bearer")],
-            )
-        cap = self.max_body_bytes
-        declared = _content_length(scope)
-        if declared is not None and declared > cap:
-            return await _send_json(send, 413, _too_big(f"{declared} bytes", cap))
-        body, more = bytearray(), True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":  # client went away
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > cap:
-                return await _send_json(send, 413, _too_big(f"over {cap} bytes", cap))
-        await self.app(scope, _replay(bytes(body), receive), send)
-
-    def _authorized(self, scope) -> bool:
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization":
-                scheme, _, token = value.partition(b" ")
-                return scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key)
-        return False
-
-
-def _too_big(size: str, cap: int) -> str:
-    return f"request body is {size}; the server accepts at most {cap} bytes (max_body_bytes)"
-
-
-def _content_length(scope) -> int | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
-
-
-def _replay(body: bytes, receive):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
-async def _send_json(send, status: int, detail: str, headers: list | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
-    await send({"type": "http.response.body", "body": body})
 
 
 def serve(model: Any, host: str = "127.0.0.1", port: int = 8000, *, log_level: str = "info", **limits: Any):

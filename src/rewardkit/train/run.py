@@ -30,17 +30,7 @@ def run_train(
     from transformers import set_seed
 
     set_seed(training_args.seed)
-    training_args.remove_unused_columns = False  # our batches carry pair fields the model signature lacks
-    if training_args.use_cpu or not torch.cuda.is_available():
-        training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch
-    if not (training_args.do_train or training_args.do_eval):
-        training_args.do_train = training_args.do_eval = True
-
-    if model_args.device_map and training_args.world_size > 1:
-        raise RewardkitError(
-            "--device_map: leave it unset with several processes; each process puts its copy "
-            "of the model on its own device"
-        )
+    _prepare(training_args, model_args)
     # Data first: a bad file fails in a second, not after loading the model.
     train_pairs, eval_pairs, report = read_splits(
         dataset_name=data_args.dataset_name,
@@ -51,6 +41,68 @@ def run_train(
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
     )
+    tokenizer, model = _load(model_args, script_args)
+    max_length = _resolve_max_length(data_args.full_max_length, model)
+    with training_args.main_process_first(desc="tokenizing"):
+        train_ds = (
+            tokenize_pairs(tokenizer, train_pairs, max_length, report, "train")
+            if training_args.do_train
+            else None
+        )
+        eval_ds = (
+            tokenize_pairs(tokenizer, eval_pairs, max_length, report, "validation") if eval_pairs else None
+        )
+    logger.info(
+        "data: %s; train %d pairs, validation %d pairs",
+        report.summary(),
+        len(train_ds) if train_ds else 0,
+        len(eval_ds) if eval_ds else 0,
+    )
+    if script_args.use_peft:
+        model = _with_lora(model, script_args, quantized=model_args.load_in_4bit or model_args.load_in_8bit)
+    collator, pair_forward = _batching(script_args.packing, model, tokenizer.pad_token_id)
+    trainer = RewardTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=tokenizer,
+        data_collator=collator,
+        forward=pair_forward,
+        center_rewards_coefficient=script_args.center_rewards_coefficient,
+    )
+    metrics: dict = {"data": report.to_dict(), "max_length": max_length}
+    if training_args.do_train:
+        metrics["train"] = _train(trainer, training_args, len(train_ds))
+    stats = None
+    if eval_ds is not None:
+        metrics["eval"] = _evaluate(trainer, eval_ds)
+        stats = reward_statistics(trainer, eval_ds)
+    if training_args.do_train:
+        _export(trainer, tokenizer, model_args, training_args, script_args, stats, metrics)
+    return metrics
+
+
+def _prepare(training_args, model_args: ModelArguments) -> None:
+    """The TrainingArguments this flow needs, and the flag combinations it refuses."""
+    training_args.remove_unused_columns = False  # our batches carry pair fields the model signature lacks
+    if training_args.use_cpu or not torch.cuda.is_available():
+        training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch
+    if not (training_args.do_train or training_args.do_eval):
+        training_args.do_train = training_args.do_eval = True
+    if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
+        training_args.gradient_checkpointing_kwargs = {
+            "use_reentrant": False
+        }  # works with frozen LoRA inputs
+    if model_args.device_map and training_args.world_size > 1:
+        raise RewardkitError(
+            "--device_map: leave it unset with several processes; each process puts its copy "
+            "of the model on its own device"
+        )
+
+
+def _load(model_args: ModelArguments, script_args: ScriptArguments):
+    """(tokenizer, sequence classifier) with a pad token and the chat template installed."""
     tokenizer = load_tokenizer(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path,
         gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
@@ -73,92 +125,64 @@ def run_train(
     )
     ensure_pad_token(tokenizer, model)
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
-    max_length = _resolve_max_length(data_args.full_max_length, model)
+    return tokenizer, model
 
-    with training_args.main_process_first(desc="tokenizing"):
-        train_ds = (
-            tokenize_pairs(tokenizer, train_pairs, max_length, report, "train")
-            if training_args.do_train
-            else None
-        )
-        eval_ds = (
-            tokenize_pairs(tokenizer, eval_pairs, max_length, report, "validation") if eval_pairs else None
-        )
-    logger.info(
-        "data: %s; train %d pairs, validation %d pairs",
-        report.summary(),
-        len(train_ds) if train_ds else 0,
-        len(eval_ds) if eval_ds else 0,
+
+def _with_lora(model, script_args: ScriptArguments, quantized: bool):
+    model = apply_lora(
+        model,
+        target_modules=script_args.target_modules,
+        lora_rank=script_args.lora_rank,
+        lora_alpha=script_args.lora_alpha,
+        lora_dropout=script_args.lora_dropout,
+        modules_to_save=script_args.modules_to_save,
+        peft_path=script_args.peft_path,
+        quantized=quantized,
     )
+    model.print_trainable_parameters()
+    return model
 
-    quantized = model_args.load_in_4bit or model_args.load_in_8bit
-    if script_args.use_peft:
-        model = apply_lora(
-            model,
-            target_modules=script_args.target_modules,
-            lora_rank=script_args.lora_rank,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            modules_to_save=script_args.modules_to_save,
-            peft_path=script_args.peft_path,
-            quantized=quantized,
-        )
-        model.print_trainable_parameters()
-    if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
-        training_args.gradient_checkpointing_kwargs = {
-            "use_reentrant": False
-        }  # works with frozen LoRA inputs
 
-    collator, pair_forward = _batching(script_args.packing, model, tokenizer.pad_token_id)
-    trainer = RewardTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=train_ds,
-        eval_dataset=eval_ds,
-        processing_class=tokenizer,
-        data_collator=collator,
-        forward=pair_forward,
-        center_rewards_coefficient=script_args.center_rewards_coefficient,
+def _train(trainer: RewardTrainer, training_args, n_pairs: int) -> dict:
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    # The Trainer's own rate counts the pairs of the steps it ran (right under --max_steps too).
+    train_metrics = dict(
+        result.metrics,
+        train_samples=n_pairs,
+        train_pairs_per_second=result.metrics["train_samples_per_second"],
     )
-    metrics: dict = {"data": report.to_dict(), "max_length": max_length}
-    if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        # The Trainer's own rate counts the pairs of the steps it ran (right under --max_steps too).
-        train_metrics = dict(
-            result.metrics,
-            train_samples=len(train_ds),
-            train_pairs_per_second=result.metrics["train_samples_per_second"],
-        )
-        trainer.log_metrics("train", train_metrics)
-        trainer.save_metrics("train", train_metrics)
-        trainer.save_state()
-        metrics["train"] = train_metrics
-    stats = None
-    if eval_ds is not None:
-        eval_metrics = dict(trainer.evaluate(), eval_samples=len(eval_ds))
-        trainer.log_metrics("eval", eval_metrics)
-        trainer.save_metrics("eval", eval_metrics)
-        metrics["eval"] = eval_metrics
-        stats = reward_statistics(trainer, eval_ds)
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+    trainer.save_state()
+    return train_metrics
+
+
+def _evaluate(trainer: RewardTrainer, eval_ds) -> dict:
+    eval_metrics = dict(trainer.evaluate(), eval_samples=len(eval_ds))
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)
+    return eval_metrics
+
+
+def _export(trainer, tokenizer, model_args, training_args, script_args, stats, metrics: dict) -> None:
+    """Write the model (rank 0), with the reward statistics and the run's metrics."""
     # ZeRO-3 / FSDP: every rank sends its shard of the weights; None when each rank holds them whole.
-    full_weights = (
-        gather_full_state_dict(trainer.accelerator, trainer.model_wrapped) if training_args.do_train else None
+    full_weights = gather_full_state_dict(trainer.accelerator, trainer.model_wrapped)
+    if not trainer.is_world_process_zero():
+        return
+    written = export_model(
+        trainer.model,
+        tokenizer,
+        training_args.output_dir,
+        mode=script_args.export,
+        dtype=torch_dtype(model_args.torch_dtype),
+        reward_stats=stats,
+        quantized=model_args.load_in_4bit or model_args.load_in_8bit,
+        state_dict=full_weights,
     )
-    if training_args.do_train and trainer.is_world_process_zero():
-        written = export_model(
-            trainer.model,
-            tokenizer,
-            training_args.output_dir,
-            mode=script_args.export,
-            dtype=torch_dtype(model_args.torch_dtype),
-            reward_stats=stats,
-            quantized=quantized,
-            state_dict=full_weights,
-        )
-        logger.info("saved reward model to %s", ", ".join(map(str, written)))
-        with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:
-            json.dump(metrics, f, indent=2, default=str)
-    return metrics
+    logger.info("saved reward model to %s", ", ".join(map(str, written)))
+    with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:
+        json.dump(metrics, f, indent=2, default=str)
 
 
 def _resolve_max_length(requested: int, model) -> int:
