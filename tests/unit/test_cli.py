@@ -139,6 +139,7 @@ def test_config_file_values_are_typed_defaults_and_flags_win(tmp_path):
         "lr_scheduler_kwargs": {"min_lr": 0.0001},  # stays a dict (not its Python repr)
         "evaluation_strategy": "steps",  # a MedicalGPT spelling, translated
         "target-modules": "q_proj,v_proj",  # dash spelling of a key
+        "weight_decay": "3e-4",  # YAML reads 3e-4 as a string: converted as the flag's value would be
     }
     cfg.write_text(yaml.safe_dump(config, sort_keys=False))
     assert load_config(str(cfg))["eval_strategy"] == "steps"
@@ -155,6 +156,7 @@ def test_config_file_values_are_typed_defaults_and_flags_win(tmp_path):
         assert training.lr_scheduler_kwargs == {"min_lr": 0.0001}
         assert script.use_peft is False and script.target_modules == "q_proj,v_proj"
         assert training.eval_strategy == "steps" and model.model_name_or_path == "m"
+        assert training.weight_decay == 3e-4
 
 
 @pytest.mark.parametrize(
