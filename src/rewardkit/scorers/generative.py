@@ -44,8 +44,8 @@ class GenerativeJudge(GroupMixin):
     """A local causal chat LM as a reward model (kind "generative").
 
     Example:
-        A causal chat LM folder is needed (e.g. `rewardkit.assets.smollm2_dir()`, a minute to convert
-        the first time), hence the skips:
+        A causal chat LM folder is needed (e.g. `rewardkit.assets.smollm2_safetensors(cache)`, a minute
+        to convert the first time), hence the skips:
 
         >>> judge = GenerativeJudge("models/smollm2-135m-instruct", mode="logprob")  # doctest: +SKIP
         >>> chosen, rejected = judge.score_pairs(["2+2?"], ["4"], ["5"])  # doctest: +SKIP
