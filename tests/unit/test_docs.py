@@ -12,7 +12,8 @@ How an argv is checked: the command's own function in `rewardkit.cli.COMMANDS` r
 subcommands are picked up as they are added), with its real pre-parsing: `--config FILE` expanded
 from the repository (a missing or malformed file fails), MedicalGPT's legacy flags translated, the
 default output folder added. It then builds its `HfArgumentParser` as usual. The one thing replaced,
-for the test only, is the last step of `HfArgumentParser.parse_args_into_dataclasses`: the flags are
+for the test only (monkeypatch), is the last step of `HfArgumentParser.parse_args_into_dataclasses`
+(and of `parse_dict`, should a command read a config file that way): the flags are
 parsed by argparse (`parse_known_args`: flag names, value types, `choices`, `--help`), leftover
 flags are reported exactly as the real method reports them, and the command stops there, before any
 dataclass is built and before anything is loaded or run. One check is stricter than rewardkit itself:
@@ -20,17 +21,18 @@ argparse accepts a unique prefix of a flag (`--learning_rat`), which breaks as s
 same prefix is added, so a flag in the docs must be spelled out in full.
 
 Why not build the dataclasses and forgive missing files: their `__post_init__` checks the machine,
-not the command line. `--model outputs/rm` must exist, `packaged:smollm2` must be installed,
-`TrainingArguments(bf16=True)` raises ValueError on a CPU and `--deepspeed` initialises DeepSpeed;
-the docs rightly show commands for machines the tests do not run on. Catching "missing file"
-RewardkitErrors would still fail on the GPU checks, and forgiving more would forgive bad values too.
-Everything that decides whether a flag exists and accepts its value happens in argparse, which runs
-unchanged.
+not only the command line. `packaged:smollm2` must be installed, `TrainingArguments(bf16=True)` raises
+ValueError where there is no GPU, `--deepspeed` initialises DeepSpeed; the docs rightly show
+commands for machines the tests do not run on. Catching "missing file" RewardkitErrors would still
+fail on the GPU checks, and forgiving more would forgive bad values too. Everything that decides
+whether a flag exists and accepts its value happens in argparse, which runs unchanged; the range
+checks of `__post_init__` (say `--max_length 4`) are the one thing not applied to the docs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import re
 import shlex
@@ -147,8 +149,22 @@ def _parse_only(self, args=None, *unused, **unused_kwargs):
         raise _Parsed(None if e.code == 0 else (lines[-1] if lines else f"exit {e.code}")) from None
     if remaining:
         raise _Parsed(f"Some specified arguments are not used by the HfArgumentParser: {remaining}")
-    prefixes = [a for a in args if a.startswith("--") and a.split("=")[0] not in self._option_string_actions]
+    prefixes = [
+        a for a in args or [] if a.startswith("--") and a.split("=")[0] not in self._option_string_actions
+    ]
     raise _Parsed(f"abbreviated flags {prefixes}: write them in full" if prefixes else None)
+
+
+def _parse_dict_only(self, args, allow_extra_keys=False):
+    """Stands in for `HfArgumentParser.parse_dict` (and the YAML/JSON file readers built on it), should
+    a command parse a config file that way: its key check, then stop, so nothing ever runs."""
+    names = {f.name for t in self.dataclass_types for f in dataclasses.fields(t) if f.init}
+    unused = sorted(set(args) - names)
+    raise _Parsed(
+        f"Some keys are not used by the HfArgumentParser: {unused}"
+        if unused and not allow_extra_keys
+        else None
+    )
 
 
 def synopsis_words(argv: list[str]) -> list[str]:
@@ -170,6 +186,7 @@ def parse_problem(argv: list[str], monkeypatch) -> str | None:
         )
     monkeypatch.chdir(REPO)  # configs/... and other repository paths are relative to the root
     monkeypatch.setattr(HfArgumentParser, "parse_args_into_dataclasses", _parse_only)
+    monkeypatch.setattr(HfArgumentParser, "parse_dict", _parse_dict_only)
     try:
         cli.COMMANDS[argv[0]](list(argv[1:]))
     except _Parsed as parsed:
@@ -261,6 +278,23 @@ def test_a_wrong_command_in_a_doc_fails(doc, expected, monkeypatch):
 def test_paths_that_do_not_exist_here_and_help_are_fine(doc, monkeypatch):
     [(_, argv)] = commands_in(f"```bash\n{doc}\n```\n")
     assert parse_problem(argv, monkeypatch) is None
+
+
+def test_a_new_command_is_checked_through_cli_commands(monkeypatch):
+    """Commands come from `cli.COMMANDS`; one that reads a dict config is stopped too, and one that
+    never parses its flags is reported instead of passing."""
+    from transformers import HfArgumentParser
+
+    from rewardkit.config import ServeArguments
+
+    def cmd_dict(argv):
+        HfArgumentParser((ServeArguments,)).parse_dict({"port": 1, "no_such_key": 2})
+        raise AssertionError("ran past its parsing")
+
+    monkeypatch.setitem(cli.COMMANDS, "dictconf", cmd_dict)
+    monkeypatch.setitem(cli.COMMANDS, "noparse", lambda argv: 0)
+    assert "['no_such_key']" in parse_problem(["dictconf"], monkeypatch)
+    assert "without parsing its flags" in parse_problem(["noparse", "--x"], monkeypatch)
 
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
