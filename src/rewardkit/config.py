@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rewardkit.errors import RewardkitError
 
 # Each setting's accepted values, defined once (the loaders validate against these same tuples).
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "dpo")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
@@ -176,6 +176,26 @@ def translate_legacy_args(argv: list[str]) -> list[str]:
     return out
 
 
+def check_dpo_flags(kind: str, reference: str | None, beta: float, reference_free_mean: bool) -> None:
+    """The DPO flags make sense only with --kind dpo; --beta must be positive."""
+    if kind != "dpo" and (reference or reference_free_mean):
+        raise RewardkitError("--reference and --dpo_reference_free_mean are for --kind dpo")
+    if beta <= 0:
+        raise RewardkitError(f"--beta {beta}: must be > 0")
+    if reference and reference_free_mean:
+        raise RewardkitError("--dpo_reference_free_mean is for the reference-free reward: drop --reference")
+
+
+def dpo_options(args) -> dict:
+    """load_reward_model's options for --kind dpo, from arguments carrying the DPO flags."""
+    return dict(
+        reference=args.reference,
+        reference_gguf_file=args.reference_gguf_file,
+        beta=args.beta,
+        reference_free_mean=args.dpo_reference_free_mean,
+    )
+
+
 @dataclass
 class RewardModelArguments:
     """How `score`, `eval` and `serve` load a reward model (any kind)."""
@@ -211,13 +231,29 @@ class RewardModelArguments:
     max_new_tokens: int = field(
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
+    reference: str | None = field(
+        default=None, metadata={"help": "--kind dpo: the reference model folder (none: reference-free)."}
+    )
+    reference_gguf_file: str | None = field(
+        default=None, metadata={"help": "--kind dpo: GGUF file inside --reference."}
+    )
+    beta: float = field(default=0.1, metadata={"help": "--kind dpo: reward = beta * (log pi - log pi_ref)."})
+    dpo_reference_free_mean: bool = field(
+        default=False,
+        metadata={"help": "--kind dpo without --reference: mean log-prob per answer token (not the sum)."},
+    )
 
     def __post_init__(self):
+        check_dpo_flags(self.kind, self.reference, self.beta, self.dpo_reference_free_mean)
         if not self.model:
             raise RewardkitError("--model is required (a model folder or module.path:function)")
         from rewardkit.assets import resolve_packaged
 
         self.model, self.gguf_file = resolve_packaged(self.model, self.gguf_file)
+        if self.reference:
+            self.reference, self.reference_gguf_file = resolve_packaged(
+                self.reference, self.reference_gguf_file
+            )
         if self.batch_tokens < 1:
             raise RewardkitError("--batch_tokens must be at least 1")
 
@@ -237,6 +273,8 @@ class RewardModelArguments:
         )
         if self.kind == "generative" or (self.kind == "auto" and self.mode != "pairwise"):
             options.update(mode=self.mode, max_new_tokens=self.max_new_tokens)
+        if self.kind == "dpo":
+            options.update(dpo_options(self))
         return load_reward_model(self.model, kind=self.kind, **options)
 
 

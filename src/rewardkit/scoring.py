@@ -40,11 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.config import KINDS, check_dpo_flags, dpo_options
 from rewardkit.errors import DataError, RewardkitError
 
 logger = logging.getLogger("rewardkit.score")
 
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 PAIR_KEYS = frozenset(
@@ -109,8 +109,20 @@ class ScoreArguments:
     max_new_tokens: int = field(
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
+    reference: str | None = field(
+        default=None, metadata={"help": "--kind dpo: the reference model folder (none: reference-free)."}
+    )
+    reference_gguf_file: str | None = field(
+        default=None, metadata={"help": "--kind dpo: GGUF file inside --reference."}
+    )
+    beta: float = field(default=0.1, metadata={"help": "--kind dpo: reward = beta * (log pi - log pi_ref)."})
+    dpo_reference_free_mean: bool = field(
+        default=False,
+        metadata={"help": "--kind dpo without --reference: mean log-prob per answer token (not the sum)."},
+    )
 
     def __post_init__(self):
+        check_dpo_flags(self.kind, self.reference, self.beta, self.dpo_reference_free_mean)
         for flag in ("model", "input", "output"):
             if not getattr(self, flag):
                 raise RewardkitError(f"--{flag} is required")
@@ -231,6 +243,7 @@ def _load(args: ScoreArguments, process_device: str | None = None):
         batch_tokens=args.batch_tokens,
         mode=args.mode,
         max_new_tokens=args.max_new_tokens,
+        **(dpo_options(args) if args.kind == "dpo" else {}),
     )
 
 
