@@ -234,3 +234,25 @@ def test_serve_compare_with_a_dpo_model():
     ]
     assert r.json()["scores"] == pytest.approx(expected, abs=1e-5)
     assert r.json()["ranking"] == sorted(range(3), key=lambda i: -expected[i])
+
+
+@pytest.mark.slow
+def test_smollm2_packed_equals_plain_and_hand(smollm2_dir, hh_dev):
+    """On real weights: the packed pair path, the plain path and a hand-written forward agree."""
+    from rewardkit.data.loading import load_pairs
+    from rewardkit.scorers.dpo import load_dpo, plain_answer_logprobs
+
+    rm = load_dpo(str(smollm2_dir), device_map="cpu", max_length=512)
+    assert supports_packed_logprobs(rm.policy)
+    pairs = [p for p in load_pairs(str(hh_dev), limit=40)[0] if len(p.prompt) == 1][:3]
+    groups = [Group(p.prompt_messages(), [p.chosen, p.rejected]) for p in pairs]
+    packed = rm.score_groups(groups)
+    encoded = [[encode_answer(rm.tokenizer, c, rm.max_length) for c in g.conversations()] for g in groups]
+    plain = plain_answer_logprobs(
+        rm.policy, encoded, pad_id=rm.tokenizer.pad_token_id or 0, device="cpu", batch_tokens=4096
+    )
+    for g, group in enumerate(groups):
+        for a in range(2):
+            assert packed[g][a].score == pytest.approx(float(plain[g][a].sum()), abs=1e-3)
+    first = hand_logprob(rm.policy, rm.tokenizer, groups[0].prompt, groups[0].answers[0])
+    assert packed[0][0].score == pytest.approx(first, abs=1e-3)

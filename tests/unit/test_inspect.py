@@ -357,3 +357,17 @@ def test_inspect_data_on_hh_dev_with_minilm(hh_dev, minilm_dir, tmp_path):
     policy = report["length_policy"]
     assert policy["kept_whole"] + policy["trimmed"] + policy["dropped"] == report["pairs"]
     assert 0 < report["lengths"]["longer_wins"] < 1
+
+
+def test_row_view_of_a_dpo_model(tok):
+    from test_dpo import make_tiny_causal
+
+    from rewardkit.scorers.dpo import DPORewardModel
+
+    rm = DPORewardModel(make_tiny_causal(tok), tok)
+    view = scoring_view(rm, CONVS[2])
+    prompt_text = tok.apply_chat_template(PROMPT, tokenize=False, add_generation_prompt=True)
+    start = len(tok(prompt_text, add_special_tokens=False)["input_ids"])
+    assert view["num_tokens"] == len(view["ids"]) and not view["double_bos"]
+    assert f"tokens {start}..{view['num_tokens'] - 1}" in view["reward_read"]
+    assert "'Four, or more.</s>'" in view["reward_read"]

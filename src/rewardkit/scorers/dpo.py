@@ -198,7 +198,7 @@ class DPORewardModel(GroupMixin):
     ):
         self.policy, self.reference, self.tokenizer = policy, reference, tokenizer
         self.beta, self.reference_free_mean = beta, reference_free_mean
-        self.max_length, self.batch_tokens, self.device, self.name = max_length, batch_tokens, device, name
+        self.max_length, self.batch_tokens, self.name = max_length, batch_tokens, name
         self.device = torch.device(device)
         self.normalization = None
 
