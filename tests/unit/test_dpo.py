@@ -251,7 +251,7 @@ def test_smollm2_packed_equals_plain_and_hand(smollm2_dir, hh_dev):
     plain = plain_answer_logprobs(
         rm.policy, encoded, pad_id=rm.tokenizer.pad_token_id or 0, device="cpu", batch_tokens=4096
     )
-    for g, group in enumerate(groups):
+    for g in range(len(groups)):
         for a in range(2):
             assert packed[g][a].score == pytest.approx(float(plain[g][a].sum()), abs=1e-3)
     first = hand_logprob(rm.policy, rm.tokenizer, groups[0].prompt, groups[0].answers[0])
