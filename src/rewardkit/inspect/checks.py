@@ -135,14 +135,19 @@ def check_snippet(rm, conversations, path: str | None, tolerance: float) -> Chec
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
-    tok = AutoTokenizer.from_pretrained(path)
+    from rewardkit.errors import first_line
+
     snippet = []
-    with torch.no_grad():
-        for conv in conversations:
-            enc = tok.apply_chat_template(list(conv), tokenize=True, return_tensors="pt")
-            inputs = dict(enc) if hasattr(enc, "keys") else {"input_ids": enc}
-            snippet.append(float(model(**inputs).logits[0][0]))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32).eval()
+        tok = AutoTokenizer.from_pretrained(path)
+        with torch.no_grad():
+            for conv in conversations:
+                enc = tok.apply_chat_template(list(conv), tokenize=True, return_tensors="pt")
+                inputs = dict(enc) if hasattr(enc, "keys") else {"input_ids": enc}
+                snippet.append(float(model(**inputs).logits[0][0]))
+    except (OSError, ValueError) as e:  # a GGUF file, or a tokenizer with no chat template of its own
+        return Check("snippet", "skip", note=f"the snippet cannot run on {path}: {first_line(e)}")
     batched = [s.score for s in rm.score_detailed(list(conversations))]
     return _judge(
         "snippet", snippet, batched, tolerance, "one at a time (the article) vs batched (rewardkit)"
