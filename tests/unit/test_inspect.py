@@ -249,6 +249,25 @@ def test_row_view_beside_training(tmp_path, tok, capsys):
         "differ at token 1"
     )
     assert main(["inspect", "model", "--model", str(folder), "--input", str(rows), "--row", "3"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_name_or_path: [unclosed\n")
+    for config in (bad, tmp_path / "missing.yaml"):
+        assert (
+            main(
+                [
+                    "inspect",
+                    "model",
+                    "--model",
+                    str(folder),
+                    "--input",
+                    str(rows),
+                    "--train_config",
+                    str(config),
+                ]
+            )
+            == 2
+        )
+        assert f"--train_config {config}" in capsys.readouterr().err
 
 
 def test_row_view_counts_trimmed_turns_and_truncation(tok):

@@ -225,12 +225,10 @@ def _write_json(path: str | None, data) -> None:
 
 def run_inspect(argv: list[str]) -> int:
     """`rewardkit inspect` entry point: dispatch to `model` or `data`."""
-    from rewardkit.cli import expand_config
-
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
-    what, rest = argv[0], expand_config(argv[1:])
+    what, rest = argv[0], list(argv[1:])
     if what == "model":
         return inspect_model(rest)
     if what == "data":

@@ -8,29 +8,51 @@ and chat template are set up as `train.run.run_train` sets them up, and the pair
 from __future__ import annotations
 
 from rewardkit.data.schema import PreferencePair
-from rewardkit.errors import RewardkitError
+from rewardkit.errors import RewardkitError, first_line
+
+
+def _read_config(config_file: str) -> dict:
+    """A YAML/JSON train config's {option: value} mapping."""
+    import json
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(config_file)
+    if not path.is_file():
+        raise RewardkitError(f"--train_config {config_file}: no such file")
+    try:
+        data = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise RewardkitError(f"--train_config {config_file}: not valid YAML/JSON ({first_line(e)})") from e
+    if not isinstance(data, dict):
+        raise RewardkitError(f"--train_config {config_file}: expected a mapping of option names to values")
+    return {str(k).lstrip("-").replace("-", "_"): v for k, v in data.items()}
 
 
 def training_tokenizer(config_file: str):
-    """(tokenizer with the training chat template, max_length, description) from a train config file."""
-    from transformers import TrainingArguments
+    """(tokenizer with the training chat template, max_length, description) from a train config file.
 
-    from rewardkit.cli import config_to_argv, parse_dataclasses
-    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments, translate_legacy_args
+    The tokenizer settings are read into `rewardkit train`'s own dataclasses (ModelArguments,
+    DataArguments, ScriptArguments), so defaults and validation are training's; other options are ignored.
+    """
+    from dataclasses import fields
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
     from rewardkit.core.loading import load_tokenizer
     from rewardkit.data.tokenize import install_chat_template
 
-    argv = translate_legacy_args(config_to_argv(config_file))
-    if not any(a.startswith("--output_dir") for a in argv):
-        argv += ["--output_dir", "outputs/unused"]
-    if not any(a.startswith(("--train_file_dir", "--dataset_name", "--validation_file_dir")) for a in argv):
-        argv += ["--train_file_dir", "unused"]  # not read: only the tokenizer settings matter here
+    data = _read_config(config_file)
+
+    def build(cls, **extra):
+        return cls(**{**extra, **{f.name: data[f.name] for f in fields(cls) if f.name in data}})
+
     try:
-        model_args, data_args, _, script_args = parse_dataclasses(
-            (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "rewardkit train"
-        )
-    except RewardkitError as e:
-        raise RewardkitError(f"--train_config {config_file}: {e}") from e
+        model_args = build(ModelArguments)
+        data_args = build(DataArguments, train_file_dir="unused")  # files are not read here
+        script_args = build(ScriptArguments)
+    except (RewardkitError, TypeError) as e:
+        raise RewardkitError(f"--train_config {config_file}: {first_line(e)}") from e
     tokenizer = load_tokenizer(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path,
         gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
