@@ -15,6 +15,7 @@ commands:
   score   score conversations with any reward model (classifier, custom head, generative judge)
   eval    evaluate a reward model on preference sets (accuracy with CIs, calibration, length bias)
   serve   serve a reward model over HTTP (dynamic batching, OpenRLHF and vLLM compatible routes)
+  inspect see what a reward model sees (tokens, BOS, reward position), check invariance, diagnose data
   demo    train on the built-in synthetic preference set with MiniLM and score the apples example
 
 `rewardkit <command> --help` lists a command's options. A YAML/JSON file may be given as
@@ -192,7 +193,20 @@ def cmd_serve(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "score": cmd_score, "eval": cmd_eval, "serve": cmd_serve, "demo": cmd_demo}
+def cmd_inspect(argv: list[str]) -> int:
+    from rewardkit.inspect.command import run_inspect
+
+    return run_inspect(argv)
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "score": cmd_score,
+    "eval": cmd_eval,
+    "serve": cmd_serve,
+    "demo": cmd_demo,
+    "inspect": cmd_inspect,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

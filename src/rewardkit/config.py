@@ -24,7 +24,7 @@ from rewardkit.data.templates import check_template_name, templates_help
 from rewardkit.errors import RewardkitError
 
 # Each setting's accepted values, defined once (the loaders validate against these same tuples).
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "dpo")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 TEMPLATES_HELP = templates_help()  # from the template registry (data/templates.py); validated against it
@@ -220,6 +220,26 @@ def translate_legacy_args(argv: list[str]) -> list[str]:
     return out
 
 
+def check_dpo_flags(kind: str, reference: str | None, beta: float, reference_free_mean: bool) -> None:
+    """The DPO flags make sense only with --kind dpo; --beta must be positive."""
+    if kind != "dpo" and (reference or reference_free_mean):
+        raise RewardkitError("--reference and --dpo_reference_free_mean are for --kind dpo")
+    if beta <= 0:
+        raise RewardkitError(f"--beta {beta}: must be > 0")
+    if reference and reference_free_mean:
+        raise RewardkitError("--dpo_reference_free_mean is for the reference-free reward: drop --reference")
+
+
+def dpo_options(args) -> dict:
+    """load_reward_model's options for --kind dpo, from arguments carrying the DPO flags."""
+    return dict(
+        reference=args.reference,
+        reference_gguf_file=args.reference_gguf_file,
+        beta=args.beta,
+        reference_free_mean=args.dpo_reference_free_mean,
+    )
+
+
 @dataclass
 class RewardModelArguments:
     """How `score`, `eval` and `serve` load a reward model (any kind)."""
@@ -258,8 +278,20 @@ class RewardModelArguments:
     max_new_tokens: int = field(
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
+    reference: str | None = field(
+        default=None, metadata={"help": "--kind dpo: the reference model folder (none: reference-free)."}
+    )
+    reference_gguf_file: str | None = field(
+        default=None, metadata={"help": "--kind dpo: GGUF file inside --reference."}
+    )
+    beta: float = field(default=0.1, metadata={"help": "--kind dpo: reward = beta * (log pi - log pi_ref)."})
+    dpo_reference_free_mean: bool = field(
+        default=False,
+        metadata={"help": "--kind dpo without --reference: mean log-prob per answer token (not the sum)."},
+    )
 
     def __post_init__(self):  # every value checked here too: a dataclass built in Python skips argparse
+        check_dpo_flags(self.kind, self.reference, self.beta, self.dpo_reference_free_mean)
         if not self.model:
             raise RewardkitError("--model is required (a model folder or module.path:function)")
         from rewardkit.assets import resolve_packaged
@@ -272,6 +304,8 @@ class RewardModelArguments:
         check_at_least("max_length", self.max_length, 8)
         check_at_least("batch_tokens", self.batch_tokens, 1)
         check_at_least("max_new_tokens", self.max_new_tokens, 1)
+        if self.reference:
+            self.reference, self.reference_gguf_file = resolve_packaged(self.reference, self.reference_gguf_file)
 
     def load(self, device_map: str | None = None):
         """The reward model these arguments describe.
@@ -295,6 +329,7 @@ class RewardModelArguments:
             batch_tokens=self.batch_tokens,
             mode=self.mode,  # classifiers ignore the judge options
             max_new_tokens=self.max_new_tokens,
+            **(dpo_options(self) if self.kind == "dpo" else {}),
         )
 
 

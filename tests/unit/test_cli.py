@@ -13,9 +13,9 @@ from rewardkit.errors import RewardkitError
 def test_top_level_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ("train", "score", "eval", "serve", "demo"):
+    for name in ("train", "score", "eval", "serve", "demo", "inspect"):
         assert f"  {name} " in out
-    assert set(COMMANDS) == {"train", "score", "eval", "serve", "demo"}
+    assert set(COMMANDS) == {"train", "score", "eval", "serve", "demo", "inspect"}
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,11 @@ RULES = [
         "evaluation never needs the trainer",
     ),
     (
+        "rewardkit.inspect",
+        ("rewardkit.train", "rewardkit.demo"),
+        "inspect shows what training saw through data.tokenize, without the trainer",
+    ),
+    (
         "rewardkit.scoring",
         ("rewardkit.train", "rewardkit.demo", "rewardkit.cli"),
         "the score command never needs the trainer",

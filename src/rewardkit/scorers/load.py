@@ -59,10 +59,11 @@ def load_reward_model(path: str, kind: str = "auto", **options):
 
     Args:
         path: a local model folder, or `module.path:function` for a Python scorer.
-        kind: auto, seq_classifier, value_head, remote_code, function or generative.
+        kind: auto, seq_classifier, value_head, remote_code, function, generative or dpo (never detected).
         **options: passed to the kind's loader: gguf_file, dtype, attn_implementation, device_map,
             trust_remote_code, template_name, max_length, batch_tokens; for judges also mode,
-            max_new_tokens, seed, batch_size.
+            max_new_tokens, seed, batch_size; for dpo also reference, reference_gguf_file, beta,
+            reference_free_mean.
 
     Example:
         A trained checkpoint is needed (`rewardkit demo` writes outputs/demo/model), hence the skips;
@@ -96,6 +97,10 @@ def load_reward_model(path: str, kind: str = "auto", **options):
         from rewardkit.scorers.custom import load_remote_code
 
         rm = load_remote_code(path, **options)
+    elif kind == "dpo":
+        from rewardkit.scorers.dpo import load_dpo
+
+        rm = load_dpo(path, **options)
     elif kind == "function":
         from rewardkit.scorers.function import load_function
 
