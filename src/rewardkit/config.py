@@ -305,7 +305,9 @@ class RewardModelArguments:
         check_at_least("batch_tokens", self.batch_tokens, 1)
         check_at_least("max_new_tokens", self.max_new_tokens, 1)
         if self.reference:
-            self.reference, self.reference_gguf_file = resolve_packaged(self.reference, self.reference_gguf_file)
+            self.reference, self.reference_gguf_file = resolve_packaged(
+                self.reference, self.reference_gguf_file
+            )
 
     def load(self, device_map: str | None = None):
         """The reward model these arguments describe.
