@@ -141,6 +141,25 @@ class ScriptArguments:
         },
     )
 
+    # Process reward models (docs/prm.md): `--objective prm` trains a token-level step head instead.
+    objective: str = field(
+        default="pairwise",
+        metadata={
+            "help": "pairwise (Bradley-Terry RM) or prm (process reward model).",
+            "choices": ["pairwise", "prm"],
+        },
+    )
+    step_separator: str = field(
+        default="<|step|>", metadata={"help": "PRM: token placed after each step, where its score is read."}
+    )
+    train_on_last_step_only: bool = field(
+        default=False, metadata={"help": "PRM: learn only each solution's last step."}
+    )
+    prm800k_neutral: str = field(
+        default="good",
+        metadata={"help": "PRM: what a PRM800K rating of 0 means.", "choices": ["good", "bad"]},
+    )
+
     def __post_init__(self):
         if self.lora_rank < 1:
             raise RewardkitError("--lora_rank must be at least 1")

@@ -309,13 +309,15 @@ def arithmetic_step_pair(rng: random.Random) -> tuple[str, list[str], list[str],
     good, answer, _ = _solution_steps(p, "none", rng)
     rng.setstate(state)
     bad, wrong, first_bad = _solution_steps(p, mistake, rng)
-    render = lambda steps, final: (
-        [numbering.format(i=i + 1) + s for i, s in enumerate(steps)]
-        + (  # noqa: E731
-            [f"Answer: {final}."] if answer_line else []
-        )
+    answer_step = (lambda final: [f"Answer: {final}."]) if answer_line else (lambda final: [])  # noqa: E731
+    numbered = [[numbering.format(i=i + 1) + s for i, s in enumerate(steps)] for steps in (good, bad)]
+    return (
+        prompt,
+        numbered[0] + answer_step(answer),
+        numbered[1] + answer_step(wrong),
+        first_bad,
+        {"mistake": mistake},
     )
-    return prompt, render(good, answer), render(bad, wrong), first_bad, {"mistake": mistake}
 
 
 def _draw_problem(rng: random.Random) -> tuple[_Problem, str, str, tuple]:
