@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from rewardkit.errors import RewardkitError
 
 # Each setting's accepted values, defined once (the loaders validate against these same tuples).
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "prm")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
