@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rewardkit.eval.metrics import average_ranks
+
 
 def _labelled(scores: Sequence[float], labels: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
     s = np.asarray(scores, dtype=float)
@@ -47,19 +49,7 @@ def auroc(scores: Sequence[float], labels: Sequence[float | None]) -> float:
     pos, neg = s[good], s[~good]
     if not len(pos) or not len(neg):
         return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    values = np.concatenate([pos, neg])[order]
-    ranks = np.empty(len(values))
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[i : j + 1] = (i + j) / 2 + 1
-        i = j + 1
-    pos_ranks = np.empty(len(values))
-    pos_ranks[order] = ranks
-    r = pos_ranks[: len(pos)].sum()
+    r = average_ranks(np.concatenate([pos, neg]))[: len(pos)].sum()
     return float((r - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
