@@ -281,6 +281,15 @@ class EvalArguments:
     )
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
+    step_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "PRMs: step score under which a step counts as wrong (default: chosen on a validation split)."
+        },
+    )
+    validation_fraction: float = field(
+        default=0.2, metadata={"help": "PRMs without --step_threshold: share of solutions used to choose it."}
+    )
 
     def __post_init__(self):
         if not self.data:

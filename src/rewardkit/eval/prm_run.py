@@ -91,6 +91,27 @@ def run_step_eval(
     return results
 
 
+def eval_command(model, args, model_name: str) -> str:
+    """`rewardkit eval` with a PRM: run on `args` (EvalArguments) and return the line to print."""
+    results = run_step_eval(
+        model,
+        args.data,
+        output_dir=args.output_dir,
+        threshold=args.step_threshold,
+        validation_fraction=args.validation_fraction,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        model_name=model_name,
+    )
+    s = results["summary"]
+    return (
+        f"step AUROC {s['steps']['auroc']['value']:.3f}, ProcessBench F1 "
+        f"{s['first_error']['processbench_f1']['value']:.3f} (threshold {s['threshold']:.2f}) on "
+        f"{s['n_solutions']} solutions; report: {args.output_dir}/report.md"
+    )
+
+
 def summarize_steps(
     scores, labels, examples: Sequence[StepExample], threshold: float, n_boot: int, seed: int
 ) -> dict:
