@@ -50,3 +50,26 @@ def to_trl_row(example: StepExample) -> dict:
         "labels": [bool(v >= 0.5) for v in example.labels],
         "subset": example.subset,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m rewardkit.demo.synthetic_steps --problems 400 --seed 0 --output steps.jsonl`: a TRL stepwise file."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="python -m rewardkit.demo.synthetic_steps")
+    parser.add_argument("--problems", type=int, default=400, help="problems (two solutions each)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", required=True)
+    args = parser.parse_args(argv)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for example in make_step_set(args.problems, seed=args.seed):
+            f.write(json.dumps(to_trl_row(example)) + "\n")
+    print(f"wrote {2 * args.problems} solutions to {out}")
+
+
+if __name__ == "__main__":
+    main()

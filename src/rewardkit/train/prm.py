@@ -237,7 +237,8 @@ def run_train_prm(
 
 
 def _read_step_splits(data_args: DataArguments, script_args: ScriptArguments, seed: int):
-    """(train, validation, DropReport): the files given, or a seeded split of the training files."""
+    """(train, validation, DropReport): the files given (comma-separated lists allowed), or a seeded
+    split of the training files."""
     from rewardkit.errors import RewardkitError
 
     if data_args.dataset_name and not data_args.train_file_dir:
@@ -245,9 +246,9 @@ def _read_step_splits(data_args: DataArguments, script_args: ScriptArguments, se
     if not data_args.train_file_dir:
         raise RewardkitError("--objective prm: give --train_file_dir (step-labelled files)")
     neutral = script_args.prm800k_neutral
-    train, report = load_step_examples(data_args.train_file_dir, neutral=neutral)
+    train, report = load_step_examples(data_args.train_file_dir.split(","), neutral=neutral)
     if data_args.validation_file_dir:
-        valid, valid_report = load_step_examples(data_args.validation_file_dir, neutral=neutral)
+        valid, valid_report = load_step_examples(data_args.validation_file_dir.split(","), neutral=neutral)
         report.merge(valid_report)
     else:
         train, valid = split_pairs(train, data_args.validation_split_percentage, seed)
