@@ -18,4 +18,6 @@ def test_prm_demo_small_end_to_end(tmp_path, capsys):
     assert len(result["apples_good_steps"]) == len(result["apples_bad_steps"]) == 3
     assert result["heldout"]["n_solutions"] == 16 and (out / "eval" / "report.md").is_file()
     config = json.loads((out / "model" / "config.json").read_text())
-    assert config["architectures"] == ["BertForTokenClassification"] and config["step_separator"] == "<|step|>"
+    assert (
+        config["architectures"] == ["BertForTokenClassification"] and config["step_separator"] == "<|step|>"
+    )

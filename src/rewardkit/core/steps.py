@@ -142,7 +142,7 @@ def packed_step_logits(
     (`core.packing`'s block mask, with every token on the PROMPT side).
     """
     sides = torch.where(block_ids >= 0, PROMPT, PAD)
-    return packed_forward(model, input_ids, position_ids, block_ids, sides)
+    return packed_forward(model, input_ids, position_ids, block_ids, sides, causal_blocks=True)
 
 
 def good_probability(logits: torch.Tensor) -> torch.Tensor:

@@ -137,32 +137,8 @@ def run_train_prm(
     if not (training_args.do_train or training_args.do_eval):
         training_args.do_train = training_args.do_eval = True
     train_examples, eval_examples, report = _read_step_splits(data_args, script_args, training_args.seed)
-    tokenizer = load_tokenizer(
-        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
-        gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
-        trust_remote_code=model_args.trust_remote_code,
-        use_fast=model_args.use_fast_tokenizer,
-        cache_dir=model_args.cache_dir,
-        flag="--model_name_or_path",
-    )
+    tokenizer, model, separator_id = _load(model_args, script_args)
     quantized = model_args.load_in_4bit or model_args.load_in_8bit
-    model = load_token_classifier(
-        model_args.model_name_or_path,
-        gguf_file=model_args.gguf_file,
-        dtype=model_args.torch_dtype,
-        attn_implementation=model_args.attn_implementation,
-        device_map=model_args.device_map,
-        trust_remote_code=model_args.trust_remote_code,
-        quantization_config=quantization_config(
-            model_args.load_in_4bit, model_args.load_in_8bit, torch_dtype(model_args.torch_dtype)
-        ),
-        cache_dir=model_args.cache_dir,
-        flag="--model_name_or_path",
-    )
-    ensure_pad_token(tokenizer, model)
-    separator_id = add_step_separator(tokenizer, model, script_args.step_separator)
-    logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
-    logger.info("step separator %r (token id %d)", script_args.step_separator, separator_id)
     limit = getattr(model.config, "max_position_embeddings", None) or data_args.full_max_length
     max_length = min(data_args.full_max_length, limit)
 
@@ -182,18 +158,7 @@ def run_train_prm(
         train_ds = tokenize(train_examples, "train") if training_args.do_train else None
         eval_ds = tokenize(eval_examples, "validation") if eval_examples else None
     if script_args.use_peft:
-        model = apply_lora(
-            model,
-            target_modules=script_args.target_modules,
-            lora_rank=script_args.lora_rank,
-            lora_alpha=script_args.lora_alpha,
-            lora_dropout=script_args.lora_dropout,
-            modules_to_save=script_args.modules_to_save,
-            peft_path=script_args.peft_path,
-            quantized=quantized,
-            task_type="TOKEN_CLS",
-        )
-        model.print_trainable_parameters()
+        model = _with_lora(model, script_args, quantized)
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     packed = script_args.packing != "off" and supports_packing(model)
@@ -217,23 +182,72 @@ def run_train_prm(
         metrics["eval"] = dict(trainer.evaluate(), eval_samples=len(eval_ds))
         trainer.log_metrics("eval", metrics["eval"])
     if training_args.do_train and trainer.is_world_process_zero():
-        written = export_model(
-            trainer.model,
-            tokenizer,
-            training_args.output_dir,
-            mode=script_args.export,
-            dtype=torch_dtype(model_args.torch_dtype),
-            quantized=quantized,
-            num_labels=None,
-        )
-        write_model_card(
-            Path(training_args.output_dir), model_args.model_name_or_path, script_args.step_separator, metrics
-        )
-        logger.info("saved process reward model to %s", ", ".join(map(str, written)))
-        Path(training_args.output_dir, "rewardkit_metrics.json").write_text(
-            json.dumps(metrics, indent=2, default=str)
-        )
+        _export(trainer, tokenizer, model_args, script_args, Path(training_args.output_dir), metrics)
     return metrics
+
+
+def _export(
+    trainer, tokenizer, model_args: ModelArguments, script_args: ScriptArguments, out: Path, metrics: dict
+):
+    """The plain token-classification checkpoint (or adapter), its model card and the run's metrics."""
+    written = export_model(
+        trainer.model,
+        tokenizer,
+        out,
+        mode=script_args.export,
+        dtype=torch_dtype(model_args.torch_dtype),
+        quantized=model_args.load_in_4bit or model_args.load_in_8bit,
+        num_labels=None,
+    )
+    write_model_card(out, model_args.model_name_or_path, script_args.step_separator, metrics)
+    logger.info("saved process reward model to %s", ", ".join(map(str, written)))
+    (out / "rewardkit_metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+
+
+def _load(model_args: ModelArguments, script_args: ScriptArguments):
+    """(tokenizer, token-classification model, separator id), the separator added and the template installed."""
+    tokenizer = load_tokenizer(
+        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
+        gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
+        trust_remote_code=model_args.trust_remote_code,
+        use_fast=model_args.use_fast_tokenizer,
+        cache_dir=model_args.cache_dir,
+        flag="--model_name_or_path",
+    )
+    model = load_token_classifier(
+        model_args.model_name_or_path,
+        gguf_file=model_args.gguf_file,
+        dtype=model_args.torch_dtype,
+        attn_implementation=model_args.attn_implementation,
+        device_map=model_args.device_map,
+        trust_remote_code=model_args.trust_remote_code,
+        quantization_config=quantization_config(
+            model_args.load_in_4bit, model_args.load_in_8bit, torch_dtype(model_args.torch_dtype)
+        ),
+        cache_dir=model_args.cache_dir,
+        flag="--model_name_or_path",
+    )
+    ensure_pad_token(tokenizer, model)
+    separator_id = add_step_separator(tokenizer, model, script_args.step_separator)
+    logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
+    logger.info("step separator %r (token id %d)", script_args.step_separator, separator_id)
+    return tokenizer, model, separator_id
+
+
+def _with_lora(model, script_args: ScriptArguments, quantized: bool):
+    model = apply_lora(
+        model,
+        target_modules=script_args.target_modules,
+        lora_rank=script_args.lora_rank,
+        lora_alpha=script_args.lora_alpha,
+        lora_dropout=script_args.lora_dropout,
+        modules_to_save=script_args.modules_to_save,
+        peft_path=script_args.peft_path,
+        quantized=quantized,
+        task_type="TOKEN_CLS",
+    )
+    model.print_trainable_parameters()
+    return model
 
 
 def _read_step_splits(data_args: DataArguments, script_args: ScriptArguments, seed: int):
