@@ -64,3 +64,9 @@ def test_soft_step_loss_by_hand():
     labels = torch.tensor([1.0, 0.25, float("nan")])
     expected = (math.log(2) - (0.25 * math.log(0.75) + 0.75 * math.log(0.25))) / 2
     assert soft_step_loss(logits, labels).item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_processbench_f1_is_undefined_without_correct_solutions():
+    stats = first_error_stats([[0.9, 0.2]], [[1, 0]])
+    assert stats["erroneous_accuracy"] == 1.0 and math.isnan(stats["correct_accuracy"])
+    assert math.isnan(stats["processbench_f1"])

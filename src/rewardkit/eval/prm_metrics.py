@@ -82,7 +82,12 @@ def first_error_stats(
     err, cor = true >= 0, true < 0
     acc_err = float(hit[err].mean()) if err.any() else float("nan")
     acc_cor = float(hit[cor].mean()) if cor.any() else float("nan")
-    f1 = 2 * acc_err * acc_cor / (acc_err + acc_cor) if acc_err + acc_cor > 0 else 0.0
+    if np.isnan(acc_err) or np.isnan(
+        acc_cor
+    ):  # one class absent: F1 undefined (e.g. all solutions erroneous)
+        f1 = float("nan")
+    else:
+        f1 = 2 * acc_err * acc_cor / (acc_err + acc_cor) if acc_err + acc_cor > 0 else 0.0
     return {
         "first_error_accuracy": float(hit.mean()) if len(hit) else float("nan"),
         "erroneous_accuracy": acc_err,
@@ -94,7 +99,12 @@ def first_error_stats(
 def best_threshold(
     step_scores: Sequence[Sequence[float]], step_labels: Sequence[Sequence[float | None]]
 ) -> float:
-    """The threshold maximising ProcessBench F1 on a (validation) set, searched over 0.01 ... 0.99."""
+    """The threshold maximising ProcessBench F1 on a (validation) set, searched over 0.01 ... 0.99
+    (the first best); where F1 is undefined (only erroneous or only correct solutions), the
+    threshold maximising the first-error accuracy instead."""
     grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
-    f1s = [first_error_stats(step_scores, step_labels, float(t))["processbench_f1"] for t in grid]
+    stats = [first_error_stats(step_scores, step_labels, float(t)) for t in grid]
+    f1s = np.array([s["processbench_f1"] for s in stats])
+    if np.isnan(f1s).all():
+        f1s = np.array([s["first_error_accuracy"] for s in stats])
     return float(grid[int(np.nanargmax(f1s))])

@@ -136,10 +136,7 @@ def summarize_steps(
         rng = np.random.default_rng(seed)
         boot = np.array([stats(rng.integers(0, len(scores), len(scores))) for _ in range(n_boot)])
     names = ["accuracy", "auroc", "bad_f1", "processbench_f1"]
-    cis = {
-        n: ci_stat(point[k], None if boot is None else boot[:, k][~np.isnan(boot[:, k])])
-        for k, n in enumerate(names)
-    }
+    cis = {n: ci_stat(point[k], _finite(None if boot is None else boot[:, k])) for k, n in enumerate(names)}
     first = first_error_stats(scores, labels, threshold)
     first["processbench_f1"] = cis.pop("processbench_f1")
     return {
@@ -153,6 +150,14 @@ def summarize_steps(
         "best_of_n": _best_of_n(scores, labels, examples),
         "mean_step_score": float(np.mean(flat_s)) if flat_s else None,
     }
+
+
+def _finite(boot):
+    """The resamples where the statistic is defined, or None when it never is (no interval)."""
+    if boot is None:
+        return None
+    boot = boot[~np.isnan(boot)]
+    return boot if len(boot) else None
 
 
 def _confusion(scores, labels, threshold: float) -> dict[str, int]:
