@@ -11,7 +11,7 @@ from rewardkit.errors import RewardkitError
 USAGE = """usage: rewardkit <command> [options]
 
 commands:
-  train   train a pairwise (Bradley-Terry) reward model (LoRA or full fine-tuning)
+  train   train a pairwise (Bradley-Terry) reward model, or a process reward model (--objective prm)
   score   score conversations with any reward model (classifier, custom head, generative judge)
   eval    evaluate a reward model on preference sets (accuracy with CIs, calibration, length bias)
   serve   serve a reward model over HTTP (dynamic batching, OpenRLHF and vLLM compatible routes)
@@ -145,8 +145,14 @@ def cmd_eval(argv: list[str]) -> int:
     from rewardkit.eval.run import run_eval_files
 
     model_args, args = parse_dataclasses((RewardModelArguments, EvalArguments), argv, "rewardkit eval")
+    model = model_args.load()
+    if model.kind == "prm":  # step-labelled data and step metrics (docs/prm.md)
+        from rewardkit.eval.prm_run import eval_command
+
+        print(eval_command(model, args, model_args.model))
+        return 0
     results = run_eval_files(
-        model_args.load(),
+        model,
         args.data,
         output_dir=args.output_dir,
         sections_file=args.sections,

@@ -24,7 +24,7 @@ from rewardkit.data.templates import check_template_name, templates_help
 from rewardkit.errors import RewardkitError
 
 # Each setting's accepted values, defined once (the loaders validate against these same tuples).
-KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "dpo")
+KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "dpo", "prm")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 TEMPLATES_HELP = templates_help()  # from the template registry (data/templates.py); validated against it
@@ -164,6 +164,25 @@ class ScriptArguments:
             "help": "Shared-prefix pair packing: auto (on for decoders), on, off.",
             "choices": ["auto", "on", "off"],
         },
+    )
+
+    # Process reward models (docs/prm.md): `--objective prm` trains a token-level step head instead.
+    objective: str = field(
+        default="pairwise",
+        metadata={
+            "help": "pairwise (Bradley-Terry RM) or prm (process reward model).",
+            "choices": ["pairwise", "prm"],
+        },
+    )
+    step_separator: str = field(
+        default="<|step|>", metadata={"help": "PRM: token placed after each step, where its score is read."}
+    )
+    train_on_last_step_only: bool = field(
+        default=False, metadata={"help": "PRM: learn only each solution's last step."}
+    )
+    prm800k_neutral: str = field(
+        default="good",
+        metadata={"help": "PRM: what a PRM800K rating of 0 means.", "choices": ["good", "bad"]},
     )
 
     def __post_init__(self):
@@ -394,6 +413,15 @@ class EvalArguments:
     )
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
+    step_threshold: float | None = field(
+        default=None,
+        metadata={
+            "help": "PRMs: step score under which a step counts as wrong (default: chosen on a validation split)."
+        },
+    )
+    validation_fraction: float = field(
+        default=0.2, metadata={"help": "PRMs without --step_threshold: share of solutions used to choose it."}
+    )
 
     def __post_init__(self):
         if not self.data:

@@ -58,7 +58,8 @@ PAIR_KEYS = frozenset(
 ACCEPTED = (  # said in every error about a row's layout
     "a JSON array of messages [{role, content}, ...] ending with the assistant answer; "
     '{"messages": [...]}; {"prompt": str or messages, "response": str}; or a preference pair '
-    "(formats: medicalgpt, trl, trl_implicit, hh, sharegpt, nway with one chosen and one rejected)"
+    "(formats: medicalgpt, trl, trl_implicit, hh, sharegpt, nway with one chosen and one rejected); "
+    "or, for a process reward model, a step row (prompt + completions/steps, Math-Shepherd, ProcessBench)"
 )
 
 
@@ -232,11 +233,13 @@ class _Item:
     row: dict  # what is written back, plus the scores
     messages: list | None = None  # conversation
     pair: Any = None  # PreferencePair
+    steps: Any = None  # StepExample (kind "steps": a solution step by step, for process reward models)
 
 
 def _parse(path: str, lineno: int, raw: Any) -> _Item | RewardkitError:
     """One input row as a conversation or a pair, or the error that says what is wrong and what is accepted."""
     from rewardkit.data.formats import detect_format, normalize_row
+    from rewardkit.data.steps import is_step_row, normalize_step_row
 
     source = f"{path}:{lineno}"
     try:
@@ -249,6 +252,8 @@ def _parse(path: str, lineno: int, raw: Any) -> _Item | RewardkitError:
             )
         if "response" in row:
             return _Item("conversation", dict(row), messages=_prompt_response(row, source))
+        if is_step_row(row):
+            return _Item("steps", dict(row), steps=normalize_step_row(row, source=source))
         if PAIR_KEYS & row.keys():
             return _Item(
                 "pair", dict(row), pair=normalize_row(row, source=source, fmt=detect_format(row, source))
@@ -349,7 +354,29 @@ def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
         if "truncated_chosen" in fields:
             fields["truncated"] = fields.pop("truncated_chosen") or fields.pop("truncated_rejected")
         by_item[id(i)] = fields
+    by_item.update(_step_fields(rm, [i for i in items if i.kind == "steps"]))
     return [{**i.row, **by_item[id(i)]} for i in items]
+
+
+def _step_fields(rm, items: list[_Item]) -> dict[int, dict]:
+    """Step rows: a process reward model's score per step (`step_scores`) and their aggregate (`score`)."""
+    if not items:
+        return {}
+    if not hasattr(rm, "score_solutions"):
+        raise RewardkitError(
+            f"{items[0].steps.source}: a step-by-step row needs a process reward model (kind prm), "
+            f"not a {rm.kind}; give it as a conversation to score the whole answer"
+        )
+    scored = rm.score_solutions([(i.steps.prompt_messages(), i.steps.steps) for i in items])
+    return {
+        id(i): {
+            "score": s.score,
+            "step_scores": s.step_scores,
+            "num_tokens": s.num_tokens,
+            "truncated": s.truncated,
+        }
+        for i, s in zip(items, scored)
+    }
 
 
 def _pair_scores(rm, pairs: list) -> tuple[list, list]:
@@ -369,4 +396,6 @@ def _fields(score, suffix: str, normalize: bool) -> dict:
         out[f"normalized{suffix}"] = score.normalized
     if score.sub_scores:
         out[f"sub_scores{suffix}"] = score.sub_scores
+    if score.step_scores is not None:
+        out[f"step_scores{suffix}"] = score.step_scores
     return out

@@ -10,9 +10,23 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_every_config_is_covered():
-    known = {"train_smollm2_hh_lora.yaml", "rewardbench_v1_sections.yaml"}
+    known = {"train_smollm2_hh_lora.yaml", "rewardbench_v1_sections.yaml", "train_smollm2_prm.yaml"}
     extra = {p.name for p in CONFIGS.iterdir() if p.is_file()} - known - set(ACCELERATE) - set(DEEPSPEED)
     assert not extra, f"add a test for {extra}"
+
+
+def test_prm_train_config_parses():
+    from transformers import TrainingArguments
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
+
+    argv = config_to_argv(str(CONFIGS / "train_smollm2_prm.yaml"))
+    model, data, training, script = parse_dataclasses(
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test"
+    )
+    assert script.objective == "prm" and script.use_peft and model.gguf_file.endswith(".gguf")
+    assert data.train_file_dir.split(",")[1].endswith("math-shepherd-gsm8k/dev.trl.jsonl")
+    assert training.per_device_train_batch_size == 8 and data.max_length == 512
 
 
 def test_train_config_parses(tmp_path):

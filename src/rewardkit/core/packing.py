@@ -85,12 +85,19 @@ def packed_attention_mask(
 
 
 def packed_forward(
-    model, input_ids: torch.Tensor, position_ids: torch.Tensor, pair_ids: torch.Tensor, sides: torch.Tensor
+    model,
+    input_ids: torch.Tensor,
+    position_ids: torch.Tensor,
+    pair_ids: torch.Tensor,
+    sides: torch.Tensor,
+    causal_blocks: bool = False,
 ) -> torch.Tensor:
     """The score head's output at every token of packed rows, (rows, width, num_labels).
 
     An "sdpa" model is switched to `pair_block_attention` first (plain sdpa wherever no pair blocks
     are given, so other forwards are unchanged); "eager" gets the mask as additive float values.
+    `causal_blocks=True` says every block's mask is plain causal (all its tokens on one side, as in
+    PRM packing), so each block runs sdpa's causal kernel instead of an explicit mask.
     """
     base = unwrap(model)
     if base.config._attn_implementation == "sdpa":
@@ -104,6 +111,8 @@ def packed_forward(
         )
     elif base.config._attn_implementation == PAIR_BLOCK_ATTENTION:
         extra["pair_blocks"] = pair_blocks(pair_ids)
+        if causal_blocks:
+            extra["causal_blocks"] = True
     return head_outputs(
         model, base.score, input_ids=input_ids, attention_mask=mask, position_ids=position_ids, **extra
     )
@@ -157,6 +166,7 @@ def pair_block_attention(
     dropout: float = 0.0,
     scaling=None,
     pair_blocks: list[list[tuple[int, int]]] | None = None,
+    causal_blocks: bool = False,
     **kwargs,
 ):
     """transformers' sdpa attention, computed block by block when `pair_blocks` are given.
@@ -181,7 +191,8 @@ def pair_block_attention(
                         query[r : r + 1, :, s:e],
                         key[r : r + 1, :, s:e],
                         value[r : r + 1, :, s:e],
-                        attn_mask=attention_mask[r : r + 1, :, s:e, s:e],
+                        attn_mask=None if causal_blocks else attention_mask[r : r + 1, :, s:e, s:e],
+                        is_causal=causal_blocks,
                         dropout_p=dropout,
                         scale=scaling,
                         enable_gqa=gqa,

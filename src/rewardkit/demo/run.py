@@ -28,6 +28,14 @@ class DemoArguments:
         default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."}
     )
     seed: int = field(default=0, metadata={"help": "Random seed."})
+    objective: str = field(
+        default="pairwise",
+        metadata={
+            "help": "pairwise (preference pairs), or prm: a process reward model on step-labelled solutions "
+            "(n_train/n_eval then count solutions).",
+            "choices": ["pairwise", "prm"],
+        },
+    )
 
 
 def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
@@ -48,6 +56,10 @@ def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
 
 def run_demo(args: DemoArguments) -> dict:
     """Generate data, train, report held-out accuracy, then score the seed article's apples example."""
+    if args.objective == "prm":
+        from rewardkit.demo.prm import run_prm_demo
+
+        return run_prm_demo(args)
     from transformers import TrainingArguments
 
     from rewardkit.assets import minilm_dir

@@ -205,6 +205,16 @@ def _solution(p: _Problem, mistake: str, rng: random.Random, layout: tuple) -> t
     Returns the text and the final claim. All random draws happen up front, in a fixed order, so
     that two calls from the same rng state differ only in the mistake.
     """
+    steps, final, _ = _solution_steps(p, mistake, rng)
+    numbering, intro, answer_line = layout
+    text = "\n".join(numbering.format(i=i + 1) + s for i, s in enumerate(steps))
+    text = ("Let's solve this step by step.\n" if intro else "") + text
+    return text + (f"\nAnswer: {final}." if answer_line else ""), final
+
+
+def _solution_steps(p: _Problem, mistake: str, rng: random.Random) -> tuple[list[str], str, int]:
+    """The solution's steps (unnumbered), its final claim, and the index of the step with the
+    mistake (-1 for "none"): the wrong sum of `arith`, else the last step (split or final count)."""
     draws = {
         "bad_step": rng.randrange(len(p.ops)),
         "delta": rng.choice([-3, -2, -1, 1, 1, 2, 3]),
@@ -224,10 +234,8 @@ def _solution(p: _Problem, mistake: str, rng: random.Random, layout: tuple) -> t
         c = cur + draws["end_delta"] if mistake == "final" else cur
         steps[-1] += f" So {p.name} has {c} {_noun(c, p.obj)} at the end."
         final = f"{c} {_noun(c, p.obj)}"
-    numbering, intro, answer_line = layout
-    text = "\n".join(numbering.format(i=i + 1) + s for i, s in enumerate(steps))
-    text = ("Let's solve this step by step.\n" if intro else "") + text
-    return text + (f"\nAnswer: {final}." if answer_line else ""), final
+    first_bad = -1 if mistake == "none" else draws["bad_step"] if mistake == "arith" else len(steps) - 1
+    return steps, final, first_bad
 
 
 def _op_steps(p: _Problem, bad_step: int, delta: int) -> tuple[list[str], int]:
@@ -283,6 +291,37 @@ def _split_step(p: _Problem, total: int, mistake: str, draws: dict) -> tuple[str
 
 def arithmetic_pair(rng: random.Random) -> tuple[str, str, str, dict]:
     """One word problem: (prompt, correct solution, solution with one mistake, details of the mistake)."""
+    p, prompt, mistake, layout = _draw_problem(rng)
+    state = rng.getstate()
+    chosen, answer = _solution(p, "none", rng, layout)
+    rng.setstate(state)  # same draws for both, so the two texts differ only where the mistake is
+    rejected, _ = _solution(p, mistake, rng, layout)
+    extra = {"mistake": mistake, "answer": answer, "people": p.people if p.split else None}
+    return prompt, chosen, rejected, extra
+
+
+def arithmetic_step_pair(rng: random.Random) -> tuple[str, list[str], list[str], int, dict]:
+    """One word problem as steps: (prompt, correct steps, steps with one mistake, index of the
+    mistake's step, details). The steps are numbered as in `arithmetic_pair`; an answer line, when
+    the layout has one, is a last step of its own (wrong after a mistake)."""
+    p, prompt, mistake, (numbering, _, answer_line) = _draw_problem(rng)
+    state = rng.getstate()
+    good, answer, _ = _solution_steps(p, "none", rng)
+    rng.setstate(state)
+    bad, wrong, first_bad = _solution_steps(p, mistake, rng)
+    answer_step = (lambda final: [f"Answer: {final}."]) if answer_line else (lambda final: [])  # noqa: E731
+    numbered = [[numbering.format(i=i + 1) + s for i, s in enumerate(steps)] for steps in (good, bad)]
+    return (
+        prompt,
+        numbered[0] + answer_step(answer),
+        numbered[1] + answer_step(wrong),
+        first_bad,
+        {"mistake": mistake},
+    )
+
+
+def _draw_problem(rng: random.Random) -> tuple[_Problem, str, str, tuple]:
+    """The problem, its prompt, the kind of mistake and the layout, drawn in a fixed order."""
     while True:
         p = _arithmetic_problem(rng)
         prompt = _arithmetic_prompt(rng, p)
@@ -296,9 +335,4 @@ def arithmetic_pair(rng: random.Random) -> tuple[str, str, str, dict]:
         mistake = rng.choices(["miscount", "arith", "final"], weights=[55, 25, 20])[0]
     numbering = rng.choice(["{i}. ", "{i}. ", "{i}. ", "Step {i}: ", ""])
     layout = (numbering, rng.random() < 0.2, rng.random() < 0.3)  # numbering, intro line, answer line
-    state = rng.getstate()
-    chosen, answer = _solution(p, "none", rng, layout)
-    rng.setstate(state)  # same draws for both, so the two texts differ only where the mistake is
-    rejected, _ = _solution(p, mistake, rng, layout)
-    extra = {"mistake": mistake, "answer": answer, "people": p.people if p.split else None}
-    return prompt, chosen, rejected, extra
+    return p, prompt, mistake, layout

@@ -21,6 +21,8 @@ class Score:
         truncated: True when older context turns had to be dropped to fit the length limit.
         normalized: (score - mean) / std when the checkpoint carries reward statistics.
         sub_scores: per-objective rewards (multi-objective heads), or judge details.
+        step_scores: process reward models: P(step is good) per step of the answer (`score` is
+            their aggregate); None for other kinds.
     """
 
     score: float
@@ -28,6 +30,7 @@ class Score:
     truncated: bool = False
     normalized: float | None = None
     sub_scores: dict[str, float] = field(default_factory=dict)
+    step_scores: list[float] | None = None
 
 
 @dataclass

@@ -40,6 +40,8 @@ def detect_kind(path: str, gguf_file: str | None = None) -> tuple[str, str]:
         return "remote_code", f"config.json auto_map names custom code ({arch or 'no architecture'})"
     if arch.endswith("ForSequenceClassification"):
         return "seq_classifier", f"architecture {arch}"
+    if arch.endswith("ForTokenClassification") and "step_separator" in config:
+        return "prm", f"architecture {arch} with a step_separator (process reward model)"
     from rewardkit.scorers.custom import find_value_head_prefix
 
     # OpenRLHF saves its reward model with architecture "RewardModel" (a class it builds at run time),
@@ -105,6 +107,10 @@ def load_reward_model(path: str, kind: str = "auto", **options):
         from rewardkit.scorers.function import load_function
 
         rm = load_function(path, **judge_options, **options)
+    elif kind == "prm":
+        from rewardkit.scorers.prm import load_prm
+
+        rm = load_prm(path, **options)
     else:
         from rewardkit.scorers.generative import load_judge
 

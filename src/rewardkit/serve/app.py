@@ -275,14 +275,19 @@ def _columns(results: list[Score]) -> dict[str, Any]:
     }
     if any(s.sub_scores for s in results):
         cols["sub_scores"] = [dict(s.sub_scores or {}) for s in results]
+    if any(s.step_scores is not None for s in results):  # process reward models: P(good) per step
+        cols["step_scores"] = [[float(p) for p in s.step_scores or []] for s in results]
     return cols
 
 
-def _head_output(s: Score) -> list[float]:
+def _head_output(s: Score) -> list[float] | list[list[float]]:
     """The reward head's output: the raw score, then the per-objective sub-scores in model order.
 
     Remote-code models list the score itself among their sub-scores (as "score"); it is given once.
+    A process reward model gives vLLM's token-classification ("step") shape: [P(bad), P(good)] per step.
     """
+    if s.step_scores is not None:
+        return [[1.0 - float(p), float(p)] for p in s.step_scores]
     return [float(s.score), *(float(v) for k, v in (s.sub_scores or {}).items() if k != "score")]
 
 

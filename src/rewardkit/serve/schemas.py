@@ -37,6 +37,10 @@ class ScoreResponse(BaseModel):
     truncated: list[bool]
     normalized: list[float | None] | None = Field(description="null unless the model has reward statistics")
     sub_scores: list[dict[str, float]] | None = Field(None, description="per-objective rewards, if any")
+    step_scores: list[list[float]] | None = Field(
+        None,
+        description="process reward models: P(step is good) per step of each answer (scores: their aggregate)",
+    )
 
 
 class CompareRequest(BaseModel):
@@ -98,7 +102,9 @@ def _errors(*codes: int) -> dict:
 class PoolingData(BaseModel):
     index: int
     object: str = "pooling"
-    data: list[float]
+    data: list[float] | list[list[float]] = Field(
+        description="the head's output; for a process reward model [P(bad), P(good)] per step (vLLM's step pooling)"
+    )
 
 
 class PoolingUsage(BaseModel):

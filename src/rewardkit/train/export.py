@@ -29,6 +29,7 @@ def export_model(
     reward_stats: dict[str, float] | None = None,
     quantized: bool = False,
     state_dict: dict[str, torch.Tensor] | None = None,
+    num_labels: int | None = 1,
 ) -> list[Path]:
     """Save `model` so that `AutoModelForSequenceClassification.from_pretrained(output_dir)` loads it as is.
 
@@ -64,7 +65,8 @@ def export_model(
         plain = model.merge_and_unload() if is_peft else unwrap(model)
         if dtype is not None and dtype != "auto":
             plain = plain.to(dtype)
-        plain.config.num_labels = 1
+        if num_labels is not None:
+            plain.config.num_labels = num_labels
         plain.config.pad_token_id = tokenizer.pad_token_id
         plain.config.use_cache = True
         _add_stats(plain.config, reward_stats)

@@ -38,6 +38,7 @@ def apply_lora(
     modules_to_save: str | None = None,
     peft_path: str | None = None,
     quantized: bool = False,
+    task_type: str = "SEQ_CLS",
 ):
     """Wrap `model` with LoRA (or resume the adapter at `peft_path`); the reward head is always trained and saved."""
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model, prepare_model_for_kbit_training
@@ -56,7 +57,7 @@ def apply_lora(
             save.append(head)
         logger.info("LoRA target modules: %s; trained in full: %s", targets, save)
         config = LoraConfig(
-            task_type=TaskType.SEQ_CLS,
+            task_type=TaskType[task_type],  # TOKEN_CLS for process reward models
             target_modules=targets,
             r=lora_rank,
             lora_alpha=lora_alpha,

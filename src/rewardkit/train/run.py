@@ -26,8 +26,14 @@ logger = logging.getLogger("rewardkit.train")
 def run_train(
     model_args: ModelArguments, data_args: DataArguments, training_args, script_args: ScriptArguments
 ) -> dict:
-    """Train a pairwise reward model and write it to `training_args.output_dir`; returns the metrics."""
+    """Train a pairwise reward model (or, with `--objective prm`, a process reward model) and write it
+    to `training_args.output_dir`; returns the metrics."""
     from transformers import set_seed
+
+    if script_args.objective == "prm":
+        from rewardkit.train.prm import run_train_prm
+
+        return run_train_prm(model_args, data_args, training_args, script_args)
 
     set_seed(training_args.seed)
     _prepare(training_args, model_args)
