@@ -20,9 +20,10 @@ def test_prm_train_config_parses():
 
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
 
-    argv = config_to_argv(str(CONFIGS / "train_smollm2_prm.yaml"))
     model, data, training, script = parse_dataclasses(
-        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments), argv, "test"
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
+        ["--config", str(CONFIGS / "train_smollm2_prm.yaml")],
+        "test",
     )
     assert script.objective == "prm" and script.use_peft and model.gguf_file.endswith(".gguf")
     assert data.train_file_dir.split(",")[1].endswith("math-shepherd-gsm8k/dev.trl.jsonl")
