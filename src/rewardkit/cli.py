@@ -146,7 +146,7 @@ def cmd_eval(argv: list[str]) -> int:
 
     model_args, args = parse_dataclasses((RewardModelArguments, EvalArguments), argv, "rewardkit eval")
     model = model_args.load()
-    if model.kind == "prm":  # step-labelled data and step metrics (docs/prm.md)
+    if getattr(model, "kind", None) == "prm":  # step-labelled data and step metrics (docs/prm.md)
         from rewardkit.eval.prm_run import eval_command
 
         print(eval_command(model, args, model_args.model))
