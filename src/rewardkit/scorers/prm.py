@@ -67,7 +67,8 @@ class ProcessRewardModel(PointwiseMixin):
         aggregate: default aggregate of step scores: min, prod, last or mean.
 
     Example:
-        >>> rm = load_prm("outputs/demo-prm/model")
+        >>> # after `rewardkit demo --objective prm`:
+        >>> rm = load_prm("outputs/demo-prm/model")  # doctest: +SKIP
         >>> rm.score_steps("2+3*4?", ["3*4 = 12.", "2 + 12 = 14."]).step_scores  # doctest: +SKIP
         [0.97, 0.95]
     """
