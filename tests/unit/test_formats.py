@@ -219,9 +219,9 @@ def test_shared_prefix():
         ),
         ({"prompt": [U("a"), S("b")], "chosen": "x", "rejected": "y"}, "prompt", "only come first"),
         ({"prompt": [A("a")], "chosen": "x", "rejected": "y"}, "prompt", "end with a user message"),
-        ({"chosen": "no markers", "rejected": "x"}, "chosen", "not an HH transcript"),
+        ({"chosen": "no markers", "rejected": "x"}, "chosen", "share no beginning"),
         (
-            {"conversations": [U("a")], "chosen": "b", "rejected": {"from": "gpt", "value": "c"}},
+            {"conversations": [U("a")], "chosen": 3, "rejected": {"from": "gpt", "value": "c"}},
             "chosen",
             "one message",
         ),

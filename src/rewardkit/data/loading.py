@@ -288,22 +288,27 @@ def _first_char(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as f:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    message = f"malformed JSON: {e.msg} (column {e.colno})"
-                    if path.suffix == ".json":
-                        message += "; a .json file must hold a JSON array of rows or one JSON object per line"
-                    raise DataError(message, path=str(path), line=lineno) from None
-                yield lineno, row
-        except UnicodeDecodeError:
-            raise DataError("not UTF-8 text", path=str(path), line=lineno + 1) from None
+    # Read bytes and decode line by line: a text-mode file decodes ahead in blocks, so a bad byte
+    # would be reported on the line being parsed rather than the line that holds it.
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                message = f"not UTF-8 text (byte {e.start + 1} of the line)"
+                raise DataError(message, path=str(path), line=lineno) from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark, as text mode with utf-8-sig drops
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                message = f"malformed JSON: {e.msg} (column {e.colno})"
+                if path.suffix == ".json":
+                    message += "; a .json file must hold a JSON array of rows or one JSON object per line"
+                raise DataError(message, path=str(path), line=lineno) from None
+            yield lineno, row
 
 
 def _json_array_rows(path: Path) -> Iterator[tuple[int, Any]]:
