@@ -14,7 +14,10 @@ from rewardkit.errors import RewardkitError
 KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
-TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
+TEMPLATES_HELP = (
+    "vicuna, alpaca, chatml, qwen, llama3, plain, raw_text (TRL's stream: texts as they are + EOS), "
+    "or auto (the tokenizer's own chat template)"
+)
 
 
 @dataclass
@@ -95,10 +98,23 @@ class DataArguments:
         metadata={"help": "Percent of training pairs held out when no validation files are given."},
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
+    dataset_info: str | None = field(
+        default=None,
+        metadata={"help": "A LLaMA-Factory dataset_info.json; with --dataset (docs/formats.md)."},
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Entries of --dataset_info to train on, comma-separated."}
+    )
 
     def __post_init__(self):
-        if not (self.dataset_name or self.train_file_dir or self.validation_file_dir):
-            raise RewardkitError("give --train_file_dir (file or folder) or --dataset_name")
+        if bool(self.dataset_info) != bool(self.dataset):
+            raise RewardkitError(
+                "--dataset_info and --dataset go together (a dataset_info.json and entry names)"
+            )
+        if not (self.dataset_name or self.train_file_dir or self.validation_file_dir or self.dataset_info):
+            raise RewardkitError(
+                "give --train_file_dir (file or folder), --dataset_name, or --dataset_info with --dataset"
+            )
         if not 0 <= self.validation_split_percentage < 100:
             raise RewardkitError("--validation_split_percentage must be in [0, 100)")
         if self.max_length is not None and self.max_length < 8:

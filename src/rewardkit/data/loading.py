@@ -95,12 +95,16 @@ class DropReport:
         }
 
 
-def load_pairs(paths: Paths, *, limit: int | None = None) -> tuple[list[PreferencePair], DropReport]:
+def load_pairs(
+    paths: Paths, *, limit: int | None = None, columns: dict[str, str] | None = None
+) -> tuple[list[PreferencePair], DropReport]:
     """Read every pairwise row from files, directories or a Hub dataset, dropping unusable pairs.
 
     Args:
         paths: a path, a Hub name, or a list of them (see the module docstring).
         limit: stop once this many pairs are kept (None reads everything).
+        columns: rename the rows' columns first ({file's name: reader's name}), e.g. from a
+            LLaMA-Factory dataset_info.json entry (`data.dataset_info`).
 
     Returns:
         The kept pairs in input order, and a `DropReport` of what was left out and why.
@@ -109,7 +113,7 @@ def load_pairs(paths: Paths, *, limit: int | None = None) -> tuple[list[Preferen
         DataError: a missing or unreadable input, or a row that fits no format (message names file:line).
         RewardkitError: a Hub name that cannot be loaded (e.g. offline).
     """
-    return _read(paths, normalize_row, DropReport(noun="pairs"), limit)
+    return _read(paths, normalize_row, DropReport(noun="pairs"), limit, columns)
 
 
 def load_eval_items(paths: Paths, *, limit: int | None = None) -> tuple[list[NWayItem], DropReport]:
@@ -235,7 +239,11 @@ def _unsupported(path: Path) -> DataError:
 
 
 def _read(
-    paths: Paths, convert: Callable[..., T], report: DropReport, limit: int | None
+    paths: Paths,
+    convert: Callable[..., T],
+    report: DropReport,
+    limit: int | None,
+    columns: dict[str, str] | None = None,
 ) -> tuple[list[T], DropReport]:
     """Read every input; each file's format comes from its first row and every later row must match it."""
     if limit is not None and limit < 1:
@@ -245,6 +253,8 @@ def _read(
         fmt, first = None, None
         for lineno, row in rows:
             source = f"{label}:{lineno}"
+            if columns:
+                row = {columns.get(k, k): v for k, v in row.items()}
             row_fmt = detect_format(row, source)
             if fmt is None:
                 fmt, first = row_fmt, lineno

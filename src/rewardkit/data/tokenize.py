@@ -7,6 +7,7 @@ dropped and counted as `too_long`. An answer is never cut.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rewardkit.data.schema import Message, PreferencePair
@@ -50,8 +51,10 @@ def install_chat_template(tokenizer, template_name: str | None = None) -> str:
 
     Args:
         tokenizer: a Hugging Face tokenizer; its `chat_template` is set in place.
-        template_name: a registry name (vicuna, alpaca, chatml, qwen, llama3, plain), or None/"auto"
-            to use the tokenizer's own chat template, falling back to "plain" when it has none.
+        template_name: a registry name (vicuna, alpaca, chatml, qwen, llama3, plain), "raw_text"
+            (TRL's stream for string rows: the texts joined as they are, EOS appended, no chat
+            template), or None/"auto" to use the tokenizer's own chat template, falling back to
+            "plain" when it has none.
 
     Returns:
         A short description for logs, e.g. "tokenizer's own chat template".
@@ -60,10 +63,34 @@ def install_chat_template(tokenizer, template_name: str | None = None) -> str:
         if tokenizer.chat_template:
             return "tokenizer's own chat template"
         template_name = "plain"
-    conv = get_conv_template(template_name)
     prefix, suffix = _special_affixes(tokenizer)
+    if template_name == RAW_TEXT:
+        tokenizer.chat_template = raw_text_template(prefix, suffix, tokenizer.eos_token or "")
+        return (
+            f"raw text, TRL's stream for string rows: {prefix!r} + prompt + answer + "
+            f"EOS {tokenizer.eos_token!r}, no chat template"
+        )
+    conv = get_conv_template(template_name)
     tokenizer.chat_template = conv.to_jinja(prefix=prefix, suffix=suffix)
     return f"registry template '{template_name}' (special tokens {prefix!r}…{suffix!r})"
+
+
+RAW_TEXT = "raw_text"
+
+
+def raw_text_template(prefix: str, suffix: str, eos: str) -> str:
+    """A Jinja chat template that joins the messages' texts as they are, as TRL tokenizes string rows.
+
+    TRL's RewardTrainer tokenizes `prompt + chosen` with the tokenizer's own special tokens and
+    appends EOS when it is not already last; this template writes exactly that text, so
+    `apply_chat_template` (and so train, score, eval and serve) gives TRL's token ids.
+    """
+    q = json.dumps  # a JSON string literal is a valid Jinja string literal
+    text = f"(messages | map(attribute='content') | join) + {q(suffix)}"
+    return (
+        f"{{{{ {q(prefix)} }}}}{{%- set text = {text} -%}}{{{{ text }}}}"
+        f"{{%- if {q(eos)} and not text.endswith({q(eos)}) -%}}{{{{ {q(eos)} }}}}{{%- endif -%}}"
+    )
 
 
 def encode(tokenizer, messages: list[Message]) -> list[int]:

@@ -50,6 +50,8 @@ def run_train(
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
+        dataset_info=data_args.dataset_info,
+        dataset=data_args.dataset,
     )
     tokenizer = load_tokenizer(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path,
@@ -73,6 +75,11 @@ def run_train(
     )
     ensure_pad_token(tokenizer, model)
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
+    if script_args.template_name != "raw_text":
+        logger.info(
+            "token stream: every row, string rows (TRL standard format) included, is rendered with this chat "
+            "template; --template_name raw_text gives TRL's stream (prompt + answer text + EOS)"
+        )
     max_length = _resolve_max_length(data_args.full_max_length, model)
 
     with training_args.main_process_first(desc="tokenizing"):
