@@ -101,6 +101,50 @@ def encode(tokenizer, messages: list[Message]) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
+_PROBE = "\u2063rewardkit-probe\u2063"  # text no real answer contains
+
+
+def answer_suffix(tokenizer) -> str:
+    """What the chat template writes after an assistant answer's text (ChatML: "<|im_end|>\\n",
+    Llama-3: "<|eot_id|>", Gemma: "<end_of_turn>\\n", a registry template: its suffix, often "")."""
+    probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
+    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    at = text.rfind(_PROBE)
+    return text[at + len(_PROBE) :] if at >= 0 else ""
+
+
+def complete_turn(text: str, suffix: str, special_tokens: list[str], eos_token: str | None) -> str:
+    """A formatted text as the chat template would have ended it, so the reward is read at the same token.
+
+    OpenRLHF's remote-RM client (and any client that decodes generated ids) sends prompt + answer
+    ending at the EOS token, e.g. "...4<|im_end|>", while the template writes "...4<|im_end|>\\n" and
+    the reward model, trained on template output, reads the reward at the last token. The rule:
+
+    * the text already ends with the whole `suffix`: unchanged;
+    * it ends with a beginning of `suffix` that stops right after a special token (the end-of-turn
+      token): the rest of the suffix is added (ChatML's "\\n", Gemma's "\\n");
+    * the template writes nothing special after an answer and the text ends with an EOS the
+      template never writes: that EOS is removed (the reward is read at the answer's last token, as
+      for the same conversation sent as messages).
+
+    Example:
+        >>> complete_turn("<|im_start|>assistant\\n4<|im_end|>", "<|im_end|>\\n", ["<|im_end|>"], "<|im_end|>")
+        '<|im_start|>assistant\\n4<|im_end|>\\n'
+    """
+    if not suffix or text.endswith(suffix):
+        if eos_token and not suffix and text.endswith(eos_token):
+            return text[: -len(eos_token)]
+        return text
+    for token in sorted(special_tokens, key=len, reverse=True):
+        at = suffix.find(token)
+        while at >= 0:
+            head = suffix[: at + len(token)]
+            if text.endswith(head):
+                return text + suffix[len(head) :]
+            at = suffix.find(token, at + 1)
+    return text
+
+
 @dataclass
 class EncodedPair:
     chosen_ids: list[int]
