@@ -70,12 +70,14 @@ def parse_dataclasses(types: tuple, argv: list[str], prog: str):
 
 
 def cmd_train(argv: list[str]) -> int:
+    import torch
     from transformers import TrainingArguments
 
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments, translate_legacy_args
+    from rewardkit.train.preflight import cpu_bf16_argv
     from rewardkit.train.run import run_train
 
-    argv = translate_legacy_args(expand_config(argv))
+    argv = cpu_bf16_argv(translate_legacy_args(expand_config(argv)), gpu_available=torch.cuda.is_available())
     if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
         argv += ["--output_dir", "outputs/reward-model"]
     model_args, data_args, training_args, script_args = parse_dataclasses(

@@ -165,7 +165,8 @@ class ScriptArguments:
 
 
 # transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
-LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy"}
+# transformers 5 reads a --warmup_steps below 1 as a ratio of the training steps
+LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy", "--warmup_ratio": "--warmup_steps"}
 DROPPED_FLAGS = {"--overwrite_output_dir"}  # v5 always writes into output_dir
 BOOL_LEGACY = {"--group_by_length": ("--train_sampling_strategy", "group_by_length")}
 

@@ -4,6 +4,8 @@ exported checkpoints read by transformers' pipeline; the CLI conventions; Medica
 
 from __future__ import annotations
 
+import json
+import math
 import sys
 from pathlib import Path
 
@@ -135,3 +137,89 @@ def test_complete_turn_rule(text, suffix, expected):
 
     special = ["<|im_end|>", "<|eot_id|>", "<end_of_turn>", "</s>"]
     assert complete_turn(text, suffix, special, "</s>") == expected
+
+
+# ---- MedicalGPT's scripts/run_rm.sh, as it is, with only the model, data and output paths changed ----
+
+
+def run_rm_sh(model: Path, data: Path, out: Path, report_to: str = "tensorboard") -> list[str]:
+    return (
+        f"train --model_name_or_path {model} --train_file_dir {data} --validation_file_dir {data} "
+        "--per_device_train_batch_size 4 --per_device_eval_batch_size 4 --do_train --do_eval --use_peft True "
+        "--seed 42 --max_train_samples 1000 --max_eval_samples 10 --num_train_epochs 1 --learning_rate 2e-5 "
+        "--warmup_ratio 0.05 --weight_decay 0.001 --logging_strategy steps --logging_steps 10 --eval_steps 50 "
+        "--eval_strategy steps --save_steps 500 --save_strategy steps --save_total_limit 3 "
+        f"--max_source_length 1024 --max_target_length 256 --output_dir {out} --overwrite_output_dir "
+        "--ddp_timeout 30000 --logging_first_step True --target_modules all --lora_rank 8 --lora_alpha 16 "
+        f"--lora_dropout 0.05 --bf16 --torch_dtype bfloat16 --device_map auto --report_to {report_to} "
+        "--ddp_find_unused_parameters False --remove_unused_columns False --gradient_checkpointing True"
+    ).split()
+
+
+def test_run_rm_sh_without_tensorboard_is_one_line_before_loading(tmp_path, capsys):
+    from rewardkit.cli import main
+
+    missing_model = tmp_path / "not-loaded"  # never read: the error comes first
+    assert main(run_rm_sh(missing_model, FIX / "medicalgpt_reward.jsonl", tmp_path / "out")) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "rewardkit train: error: --report_to tensorboard: tensorboard is not installed; "
+        "pip install tensorboard, or pass --report_to none"
+    )
+
+
+def test_push_to_hub_offline_is_one_line_at_once(tmp_path, capsys, monkeypatch):
+    from rewardkit.cli import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    argv = ["train", "--model_name_or_path", str(tmp_path / "not-loaded"), "--train_file_dir", str(FIX)]
+    assert main(argv + ["--output_dir", str(tmp_path / "o"), "--report_to", "none", "--push_to_hub"]) == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .startswith("rewardkit train: error: --push_to_hub: HF_HUB_OFFLINE is set")
+    )
+
+
+@pytest.fixture(scope="module")
+def run_rm_sh_model(tmp_path_factory):
+    """run_rm.sh's flags (bf16 on a CPU, gradient checkpointing, LoRA on every linear layer) on a tiny Llama
+    and MedicalGPT's current reward data; --report_to none is the only change (no tensorboard here)."""
+    from rewardkit.cli import main
+
+    root = tmp_path_factory.mktemp("run-rm-sh")
+    tok = make_char_tokenizer()
+    make_tiny_llama(tok).save_pretrained(root / "base")
+    tok.save_pretrained(root / "base")
+    if torch.cuda.is_available():
+        pytest.skip("checks the no-GPU path of --bf16")
+    assert (
+        main(run_rm_sh(root / "base", FIX / "medicalgpt_reward.jsonl", root / "out", report_to="none")) == 0
+    )
+    return root / "out"
+
+
+def test_run_rm_sh_runs_on_cpu_and_exports_a_raw_reward_checkpoint(run_rm_sh_model):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+    config = json.loads((run_rm_sh_model / "config.json").read_text())
+    assert config["problem_type"] == "regression" and config["id2label"] == {"0": "reward"}
+    assert config["mean"] == config["reward_mean"] and config["std"] == config["reward_std"]
+    model = AutoModelForSequenceClassification.from_pretrained(run_rm_sh_model).eval()
+    tok = AutoTokenizer.from_pretrained(run_rm_sh_model)
+    text = tok.apply_chat_template(CONVERSATIONS[1], tokenize=False)
+    with torch.no_grad():
+        raw = model(**tok(text, return_tensors="pt", add_special_tokens=False)).logits[0][0].item()
+    classify = pipeline("text-classification", model=model, tokenizer=tok)  # function_to_apply: the default
+    (out,) = classify(text, add_special_tokens=False)
+    assert out["label"] == "reward" and out["score"] == pytest.approx(raw, abs=1e-5)
+    assert out["score"] != pytest.approx(1 / (1 + math.exp(-raw)), abs=1e-3)  # not sigmoid(reward)
+
+
+def test_model_card(run_rm_sh_model):
+    card = (run_rm_sh_model / "README.md").read_text()
+    metrics = json.loads((run_rm_sh_model / "rewardkit_metrics.json").read_text())["eval"]
+    head = card.split("---")[1]
+    assert "library_name: transformers" in head and "- reward-model" in head and "pipeline_tag" in head
+    assert "medicalgpt_reward.jsonl" in card and f"| accuracy | {metrics['eval_accuracy']:.4f} |" in card
+    assert "apply_chat_template(conv, tokenize=True" in card

@@ -17,7 +17,9 @@ from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
 from rewardkit.train.lora import apply_lora
+from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
+from rewardkit.train.preflight import check_run, push_folder
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
@@ -29,6 +31,9 @@ def run_train(
     """Train a pairwise reward model and write it to `training_args.output_dir`; returns the metrics."""
     from transformers import set_seed
 
+    check_run(training_args)  # reporting integrations and --push_to_hub, before anything loads
+    # The Trainer would push its own (adapter) checkpoints; the exported model is pushed below instead.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
     set_seed(training_args.seed)
     training_args.remove_unused_columns = False  # our batches carry pair fields the model signature lacks
     if training_args.use_cpu or not torch.cuda.is_available():
@@ -74,7 +79,8 @@ def run_train(
         flag="--model_name_or_path",
     )
     ensure_pad_token(tokenizer, model)
-    logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
+    template = install_chat_template(tokenizer, script_args.template_name)
+    logger.info("chat template: %s", template)
     if script_args.template_name != "raw_text":
         logger.info(
             "token stream: every row, string rows (TRL standard format) included, is rendered with this chat "
@@ -163,9 +169,33 @@ def run_train(
             state_dict=full_weights,
         )
         logger.info("saved reward model to %s", ", ".join(map(str, written)))
+        card = write_model_card(
+            training_args.output_dir,
+            base_model=model_args.model_name_or_path,
+            data=_data_sources(data_args),
+            eval_metrics=metrics.get("eval"),
+            use_peft=script_args.use_peft,
+            template=template,
+            model_id=training_args.hub_model_id if push else None,
+        )
+        logger.info("model card: %s", card)
+        if push:
+            metrics["hub_repo"] = push_folder(
+                training_args.output_dir,
+                training_args.hub_model_id,
+                training_args.hub_token,
+                training_args.hub_private_repo,
+            )
         with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:
             json.dump(metrics, f, indent=2, default=str)
     return metrics
+
+
+def _data_sources(data_args: DataArguments) -> list[str]:
+    sources = [data_args.train_file_dir or data_args.dataset_name, data_args.validation_file_dir]
+    if data_args.dataset_info:
+        sources.append(f"{data_args.dataset_info} (LLaMA-Factory): {data_args.dataset}")
+    return [str(s) for s in sources if s]
 
 
 def _resolve_max_length(requested: int, model) -> int:
