@@ -16,6 +16,9 @@ commands:
   eval    evaluate a reward model on preference sets (accuracy with CIs, calibration, length bias)
   serve   serve a reward model over HTTP (dynamic batching, OpenRLHF and vLLM compatible routes)
   demo    train on the built-in synthetic preference set with MiniLM and score the apples example
+  env     print versions, the device and where the packaged models are (for bug reports)
+
+`rewardkit --version` prints the version; `python -m rewardkit` is the same command.
 
 `rewardkit <command> --help` lists a command's options. A YAML/JSON file may be given as
 `rewardkit <command> --config FILE [more flags]`; flags after it override the file.
@@ -161,13 +164,37 @@ def cmd_serve(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "score": cmd_score, "eval": cmd_eval, "serve": cmd_serve, "demo": cmd_demo}
+def cmd_env(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: rewardkit env\n\nPrint versions, the device and where the packaged models are.")
+        return 0
+    if argv:
+        raise RewardkitError(f"env takes no options, got {' '.join(argv)}")
+    from rewardkit.envinfo import collect, render
+
+    print(render(collect()))
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "score": cmd_score,
+    "eval": cmd_eval,
+    "serve": cmd_serve,
+    "demo": cmd_demo,
+    "env": cmd_env,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from rewardkit import __version__
+
+        print(f"rewardkit {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

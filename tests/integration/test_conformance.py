@@ -223,3 +223,45 @@ def test_model_card(run_rm_sh_model):
     assert "library_name: transformers" in head and "- reward-model" in head and "pipeline_tag" in head
     assert "medicalgpt_reward.jsonl" in card and f"| accuracy | {metrics['eval_accuracy']:.4f} |" in card
     assert "apply_chat_template(conv, tokenize=True" in card
+
+
+# ---- CLI conventions ----
+
+
+def test_python_dash_m_version_and_env():
+    import subprocess
+
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT / "src")}
+    run = [sys.executable, "-m", "rewardkit"]
+    from rewardkit import __version__
+
+    version = subprocess.run(run + ["--version"], env=env, capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"rewardkit {__version__}"
+    out = subprocess.run(run + ["env"], env=env, capture_output=True, text=True, check=True).stdout
+    lines = dict(line.split(None, 1) for line in out.splitlines() if " " in line)
+    assert lines["torch"].strip() == torch.__version__ and lines["device"].startswith(("cpu", "cuda"))
+    assert {"transformers", "packaged:minilm", "packaged:smollm2"} <= set(lines)
+    assert "env" in subprocess.run(run + ["--help"], env=env, capture_output=True, text=True).stdout
+
+
+def test_hub_ids_come_from_the_local_cache_offline(tmp_path, monkeypatch, tiny_llama_dir):
+    import shutil
+
+    from huggingface_hub import constants
+
+    from rewardkit.errors import RewardkitError
+
+    snapshot = tmp_path / "hub" / "models--org--tiny-rm" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_llama_dir, snapshot)
+    (tmp_path / "hub" / "models--org--tiny-rm" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny-rm" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from_hub = load_reward_model("org/tiny-rm").score(CONVERSATIONS)
+    assert from_hub == pytest.approx(load_reward_model(str(tiny_llama_dir)).score(CONVERSATIONS), abs=1e-6)
+    with pytest.raises(RewardkitError) as err:
+        load_reward_model("org/not-cached")
+    assert str(err.value).startswith(
+        "--model org/not-cached: not a local folder, and this Hub model is not in"
+    )
+    assert "\n" not in str(err.value)
