@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rewardkit.scorers.base import PointwiseMixin, Score
 from rewardkit.scorers.load import load_reward_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -265,3 +266,80 @@ def test_hub_ids_come_from_the_local_cache_offline(tmp_path, monkeypatch, tiny_l
         "--model org/not-cached: not a local folder, and this Hub model is not in"
     )
     assert "\n" not in str(err.value)
+
+
+# ---- RewardBench rows through eval ----
+
+
+class AnswerIsScore(PointwiseMixin):
+    """Each answer's text is its score ("2.5" scores 2.5): every expected figure is worked out by hand."""
+
+    kind = "fake"
+
+    def score_detailed(self, conversations):
+        return [Score(float(c[-1]["content"]), 1, False) for c in conversations]
+
+
+def rb2_row(item_id, subset, good, bad):
+    return {"id": item_id, "subset": subset, "prompt": "q", "num_correct": len(good),
+            "chosen": [str(s) for s in good], "rejected": [str(s) for s in bad]}  # fmt: skip
+
+
+def test_rewardbench2_ids_kept_and_ties_scored_with_their_own_rule(tmp_path):
+    from rewardkit.eval.run import run_eval_files
+
+    rows = [
+        rb2_row("ref:0", "Ties", [2.0], [1.0, 0.5]),
+        rb2_row("tied:0", "Ties", [2.0, 1.8], [1.5]),
+        rb2_row("ref:1", "Ties", [0.0], [1.0]),
+        rb2_row("tied:1", "Ties", [3.0, 1.0], [0.0]),
+        rb2_row("f-7", "Factuality", [1.0], [2.0, 0.0, 0.5]),
+        rb2_row("f-8", "Factuality", [3.0], [2.0, 0.0, 0.5]),
+    ]
+    data = tmp_path / "rb2.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sections = ROOT / "configs" / "rewardbench_v2_sections.yaml"
+    results = run_eval_files(
+        AnswerIsScore(), [data], output_dir=tmp_path / "out", sections_file=sections, n_boot=0, progress=False
+    )
+    assert [i["id"] for i in results["items"]] == [r["id"] for r in rows]
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [i["id"] for i in saved["items"]] == [r["id"] for r in rows]
+    # by hand: ref accuracy 1/2, tied accuracy 2/2; "correct closer than wrong" 1/2, hard 1/2;
+    # tie-break mean(tanh(0.3/0.2 - 1), tanh(-1/2 - 1)); plain best-of-N credit would give 0.75
+    tie_break = (math.tanh(0.5) + math.tanh(-1.5)) / 2
+    ties = 0.30 * 1.0 + 0.30 * 0.5 + 0.20 * 0.5 + 0.20 * 0.5 + 0.01 * tie_break
+    summary = results["summary"]
+    assert summary["subsets"]["Ties"]["accuracy"]["value"] == pytest.approx(ties, abs=1e-12)
+    assert summary["subsets"]["Factuality"]["accuracy"]["value"] == 0.5
+    # four categories are missing: RewardBench leaves them out; the overall is the mean of those present
+    assert set(summary["sections"]) == {"Factuality", "Ties"}
+    assert summary["section_score"]["value"] == pytest.approx((ties + 0.5) / 2, abs=1e-12)
+
+
+def test_rewardbench_v1_fixed_count_weighting_on_a_subsample(tmp_path):
+    from rewardkit.eval.run import run_eval_files
+
+    # 2 rows of alpacaeval-easy (both right) and 4 of mt-bench-easy (1 right): RewardBench weights them
+    # 100 : 28 whatever the rows present, not 2 : 4
+    rows = [
+        {"id": i, "subset": "alpacaeval-easy", "prompt": "q", "chosen": "1", "rejected": "0"}
+        for i in range(2)
+    ]
+    rows += [
+        {"id": 10 + i, "subset": "mt-bench-easy", "prompt": "q", "chosen": c, "rejected": "0.5"}
+        for i, c in enumerate(["1", "0", "0", "0"])
+    ]
+    data = tmp_path / "rb1.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    results = run_eval_files(
+        AnswerIsScore(),
+        [data],
+        output_dir=tmp_path / "out",
+        sections_file=ROOT / "configs" / "rewardbench_v1_sections.yaml",
+        n_boot=0,
+        progress=False,
+    )
+    chat = results["summary"]["sections"]["Chat"]["score"]["value"]
+    assert chat == pytest.approx((100 * 1.0 + 28 * 0.25) / 128, abs=1e-12)  # rows-present weighting: 0.5
+    assert set(results["summary"]["sections"]) == {"Chat"} and results["items"][0]["id"] == 0

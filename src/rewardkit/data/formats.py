@@ -153,12 +153,21 @@ def normalize_item(row: Mapping[str, Any], *, source: str, fmt: str | None = Non
     fmt = fmt or detect_format(row, source)
     if fmt != "nway":
         pair = normalize_row(row, source=source, fmt=fmt)
-        return NWayItem(pair.prompt, [pair.chosen], [pair.rejected], pair.system, pair.subset, source)
+        item_id = _row_id(row)
+        return NWayItem(
+            pair.prompt, [pair.chosen], [pair.rejected], pair.system, pair.subset, source, item_id
+        )
     head_system, prompt = _prompt(_get(row, "prompt", source), source)
     system = _merge_system(row, head_system, source)
     _check_prompt(prompt, source, "prompt")
     chosen, rejected = _str_list(row, "chosen", source), _str_list(row, "rejected", source)
-    return NWayItem(prompt, chosen, rejected, system, _subset(row, source), source)
+    return NWayItem(prompt, chosen, rejected, system, _subset(row, source), source, _row_id(row))
+
+
+def _row_id(row: Mapping[str, Any]) -> str | int | None:
+    """The row's `id` as given (RewardBench v1 ids are numbers, v2's strings), for joining results."""
+    value = row.get("id")
+    return value if value is None or isinstance(value, (str, int)) else str(value)
 
 
 # ---- one reader per format: each returns (system from a head message, prompt, chosen, rejected) ----

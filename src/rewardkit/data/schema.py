@@ -61,6 +61,7 @@ class NWayItem:
     system: str | None = None
     subset: str | None = None
     source: str = ""
+    id: str | int | None = None  # the row's `id` (RewardBench), kept into eval's results.json
 
     def prompt_messages(self) -> list[Message]:
         head = [{"role": "system", "content": self.system}] if self.system else []
