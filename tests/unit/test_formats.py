@@ -156,9 +156,15 @@ def test_nway_items_and_pairwise_rows_as_items():
     path = DATA / "nway.jsonl"
     items = [normalize_item(row, source=f"n:{line}") for line, row in iter_rows(path)]
     assert items == [
-        NWayItem([U("Pick a prime.")], ["7"], ["8", "9", "10"], subset="Math", source="n:1"),
+        NWayItem([U("Pick a prime.")], ["7"], ["8", "9", "10"], subset="Math", source="n:1", id="1"),
         NWayItem(
-            [U("Greet me.")], ["Hi!", "Hello!"], ["No."], system="Be nice.", subset="Ties", source="n:2"
+            [U("Greet me.")],
+            ["Hi!", "Hello!"],
+            ["No."],
+            system="Be nice.",
+            subset="Ties",
+            source="n:2",
+            id="2",
         ),
     ]
     pair_row = {"prompt": "2+2?", "chosen": "4", "rejected": "5", "subset": "math"}
