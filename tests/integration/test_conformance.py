@@ -343,3 +343,46 @@ def test_rewardbench_v1_fixed_count_weighting_on_a_subsample(tmp_path):
     chat = results["summary"]["sections"]["Chat"]["score"]["value"]
     assert chat == pytest.approx((100 * 1.0 + 28 * 0.25) / 128, abs=1e-12)  # rows-present weighting: 0.5
     assert set(results["summary"]["sections"]) == {"Chat"} and results["items"][0]["id"] == 0
+
+
+# ---- the field's data: the same rows, the same tokens in train, score and eval ----
+
+FIELD_FILES = [
+    FIX / "medicalgpt_reward.jsonl",
+    FIX / "trl_implicit_text.jsonl",
+    FIX / "trl_explicit_text.jsonl",
+    FIX / "alpaca_ranking.jsonl",
+    FIX / "content_parts.jsonl",
+    FIELD / "llamafactory_v1_dpo_demo.jsonl",
+]
+
+
+@pytest.mark.parametrize("path", FIELD_FILES, ids=lambda p: p.name)
+def test_field_files_read_alike_in_train_score_and_eval(path, tmp_path, tiny_llama_dir):
+    from rewardkit.cli import main
+    from rewardkit.data.loading import load_eval_items, load_pairs
+    from rewardkit.data.tokenize import encode_pair, install_chat_template
+
+    pairs, _ = load_pairs(path, limit=3)  # what train reads
+    items, _ = load_eval_items(path, limit=3)  # what eval reads
+    assert [(i.prompt_messages(), i.chosen, i.rejected) for i in items] == [
+        (p.prompt_messages(), [p.chosen], [p.rejected]) for p in pairs
+    ]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][: len(pairs)]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    argv = ["score", "--model", str(tiny_llama_dir), "--input", str(tmp_path / "in.jsonl")]
+    assert main(argv + ["--output", str(tmp_path / "out.jsonl")]) == 0
+    scored = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    rm = load_reward_model(str(tiny_llama_dir))
+    expected = rm.score([p.chosen_messages() for p in pairs] + [p.rejected_messages() for p in pairs])
+    got = [r["score_chosen"] for r in scored] + [r["score_rejected"] for r in scored]
+    assert got == pytest.approx(expected, abs=1e-5)
+    # and the tokens are the ones training reads
+    tok = rm.tokenizer
+    install_chat_template(tok, "auto")
+    for pair, row in zip(pairs, scored):
+        enc = encode_pair(tok, pair, 4096)
+        assert (len(enc.chosen_ids), len(enc.rejected_ids)) == (
+            row["num_tokens_chosen"],
+            row["num_tokens_rejected"],
+        )
