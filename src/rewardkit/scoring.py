@@ -330,7 +330,9 @@ def _score_chunk(rm, items: list, normalize: bool) -> list[dict]:
 def _pair_scores(rm, pairs: list) -> tuple[list, list]:
     """Both sides' `Score`s, each pair scored as a group of two (prefix sharing, or a judge's verdicts)."""
     return rm.score_pairs_detailed(
-        [p.prompt_messages() for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+        [p.prompt_messages() for p in pairs],
+        [p.chosen_answer() if p.chosen_tool_calls else p.chosen for p in pairs],  # tool calls: a message
+        [p.rejected_answer() if p.rejected_tool_calls else p.rejected for p in pairs],
     )
 
 

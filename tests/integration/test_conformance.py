@@ -243,6 +243,8 @@ def test_python_dash_m_version_and_env():
     assert lines["torch"].strip() == torch.__version__ and lines["device"].startswith(("cpu", "cuda"))
     assert {"transformers", "packaged:minilm", "packaged:smollm2"} <= set(lines)
     assert "env" in subprocess.run(run + ["--help"], env=env, capture_output=True, text=True).stdout
+    helped = subprocess.run(run + ["env", "--help"], env=env, capture_output=True, text=True, check=True)
+    assert helped.stdout.startswith("usage: rewardkit env")
 
 
 def test_hub_ids_come_from_the_local_cache_offline(tmp_path, monkeypatch, tiny_llama_dir):
@@ -386,3 +388,60 @@ def test_field_files_read_alike_in_train_score_and_eval(path, tmp_path, tiny_lla
             row["num_tokens_chosen"],
             row["num_tokens_rejected"],
         )
+
+
+# ---- tool calling: the same tokens in train, score, eval and serve ----
+
+TOOLS_TEMPLATE = (
+    "{{ bos_token }}{% if tools %}<|system|>{{ tools | tojson }}</s>{% endif %}"
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
+    "{% if m.tool_calls %}{{ m.tool_calls | tojson }}{% endif %}</s>{% endfor %}"
+)
+
+
+@pytest.mark.parametrize("name", ["trl_tools.jsonl", "sharegpt_tools.jsonl"])
+def test_tool_rows_give_the_same_tokens_everywhere(name, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from rewardkit.cli import main
+    from rewardkit.data.loading import load_pairs
+    from rewardkit.data.tokenize import encode_pair
+    from rewardkit.eval.run import run_eval_files
+    from rewardkit.serve.app import create_app
+
+    tok = char_tokenizer_decoding_as_text()
+    tok.chat_template = TOOLS_TEMPLATE
+    folder = tmp_path / "rm"
+    make_tiny_llama(tok).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    pairs, _ = load_pairs(FIX / name)
+    # what the chat template itself gives with the tools argument
+    direct = []
+    for p in pairs:
+        for answer in (p.chosen_answer(), p.rejected_answer()):
+            messages = ([{"role": "system", "content": p.system}] if p.system else []) + p.prompt + [answer]
+            text = tok.apply_chat_template(messages, tools=p.tools, tokenize=False)
+            direct.append(tok(text, add_special_tokens=False)["input_ids"])
+    assert all(tok.decode(ids[:4]) != "" for ids in direct) and pairs[0].tools
+    trained = [
+        ids for p in pairs for ids in (lambda e: (e.chosen_ids, e.rejected_ids))(encode_pair(tok, p, 4096))
+    ]
+    assert trained == direct  # train
+    rm = load_reward_model(str(folder))
+    reference = [s.score for s in rm.score_encoded(direct, [False] * len(direct))]
+    out = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", str(folder), "--input", str(FIX / name), "--output", str(out)]) == 0
+    scored = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [x for r in scored for x in (r["score_chosen"], r["score_rejected"])] == pytest.approx(
+        reference, abs=1e-5
+    )
+    assert [x for r in scored for x in (r["num_tokens_chosen"], r["num_tokens_rejected"])] == [
+        len(d) for d in direct
+    ]
+    results = run_eval_files(rm, [FIX / name], output_dir=tmp_path / "eval", n_boot=0, progress=False)
+    got = [x for i in results["items"] for x in (*i["chosen_scores"], *i["rejected_scores"])]
+    assert got == pytest.approx(reference, abs=1e-5)  # eval
+    with TestClient(create_app(rm)) as client:  # serve: the client's rendered text
+        texts = [tok.decode(ids) for ids in direct]
+        rewards = client.post("/get_reward", json={"query": texts}).json()["rewards"]
+    assert rewards == pytest.approx(reference, abs=1e-4)

@@ -27,7 +27,7 @@ def test_medicalgpt_sharegpt_rows_with_plain_string_answers():
     assert first.prompt == [{"role": "user", "content": "What should I do about a mild fever?"}]
     assert first.chosen.startswith("Rest, drink fluids") and first.rejected == "Ignore it."
     assert [m["role"] for m in second.prompt] == ["user", "assistant", "user"]
-    assert "tools" in second.extra  # kept with the row (not passed to the template yet: docs/formats.md)
+    assert first.tools is None and second.tools[0]["function"]["name"] == "lookup_drug"  # a JSON string
 
 
 def test_trl_implicit_prompt_strings_split_at_a_word_boundary():
@@ -112,3 +112,31 @@ def test_bad_utf8_is_reported_on_its_own_line():
     with pytest.raises(DataError) as err:
         load_pairs(FIX / "bad_utf8_line2.jsonl")
     assert str(err.value).startswith(f"{FIX / 'bad_utf8_line2.jsonl'}:2: not UTF-8 text")
+
+
+CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+
+
+def test_tool_calling_rows():
+    (call_pair, result_pair), report = load_pairs(FIX / "trl_tools.jsonl")
+    assert report.dropped == 0  # an answer that only calls a tool is an answer, not an empty one
+    assert call_pair.tools == result_pair.tools and call_pair.tools[0]["function"]["name"] == "get_weather"
+    assert (call_pair.chosen, call_pair.chosen_tool_calls) == ("", [CALL])
+    assert call_pair.chosen_answer() == {"role": "assistant", "content": "", "tool_calls": [CALL]}
+    assert call_pair.rejected_answer() == {"role": "assistant", "content": "It is sunny in Paris."}
+    assert [m["role"] for m in result_pair.prompt] == ["user", "assistant", "tool"]
+    assert call_pair.prompt_messages()[0]["tools"] == call_pair.tools  # carried to the chat template
+    (sharegpt,), _ = load_pairs(FIX / "sharegpt_tools.jsonl")  # function_call / observation turns
+    assert sharegpt.prompt == result_pair.prompt[:1] + [
+        {"role": "assistant", "content": "", "tool_calls": [CALL]},
+        {"role": "tool", "content": result_pair.prompt[2]["content"]},
+    ]
+    assert sharegpt.tools == result_pair.tools and sharegpt.chosen == result_pair.chosen
+    (item, _), _ = load_eval_items(FIX / "trl_tools.jsonl")
+    assert item.chosen == [call_pair.chosen_answer()] and item.rejected == [call_pair.rejected]
+
+
+def test_bad_tools_column_is_one_line():
+    row = {"prompt": "q", "chosen": "a", "rejected": "b", "tools": "[{not json"}
+    err = parse_score_row("t.jsonl", 3, json.dumps(row).encode())
+    assert isinstance(err, DataError) and str(err).startswith("t.jsonl:3: field 'tools': not valid JSON")

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from rewardkit.data.messages import fail, kind, read_message, read_messages, split_system, where
+from rewardkit.data.messages import fail, kind, read_message, read_messages, read_tools, split_system, where
 from rewardkit.data.schema import Message, NWayItem, PreferencePair
 from rewardkit.errors import DataError
 
@@ -31,7 +31,7 @@ FORMATS: dict[str, str] = {
     "nway": "{prompt, chosen: [str, ...], rejected: [str, ...], subset?}",
 }
 
-COMMON_COLUMNS = frozenset({"system", "margin", "subset"})
+COMMON_COLUMNS = frozenset({"system", "margin", "subset", "tools"})
 _COLUMNS = {
     "medicalgpt": {"history", "question", "response_chosen", "response_rejected"},
     "trl": {"prompt", "chosen", "rejected"},
@@ -120,6 +120,7 @@ def normalize_row(row: Mapping[str, Any], *, source: str, fmt: str | None = None
             message = f"an N-way row with {counts} is not a pair; use load_eval_items (rewardkit eval)"
             raise fail(source, message, "chosen")
         prompt, chosen, rejected, system = item.prompt, item.chosen[0], item.rejected[0], item.system
+        _check_prompt(prompt, source, "prompt")
     else:
         if fmt == "medicalgpt":
             head_system, prompt, chosen, rejected = _medicalgpt(row, source)
@@ -141,7 +142,11 @@ def normalize_row(row: Mapping[str, Any], *, source: str, fmt: str | None = None
         _check_prompt(prompt, source, "prompt")
     extra = {k: v for k, v in row.items() if k not in _COLUMNS[fmt] | COMMON_COLUMNS}
     margin, subset = _margin(row, source), _subset(row, source)
-    return PreferencePair(prompt, chosen, rejected, system, margin, subset, source, extra)
+    (chosen, chosen_calls), (rejected, rejected_calls) = _text_and_calls(chosen), _text_and_calls(rejected)
+    tools = read_tools(row.get("tools"), source)
+    return PreferencePair(
+        prompt, chosen, rejected, system, margin, subset, source, extra, tools, chosen_calls, rejected_calls
+    )
 
 
 def normalize_item(row: Mapping[str, Any], *, source: str, fmt: str | None = None) -> NWayItem:
@@ -153,15 +158,17 @@ def normalize_item(row: Mapping[str, Any], *, source: str, fmt: str | None = Non
     fmt = fmt or detect_format(row, source)
     if fmt != "nway":
         pair = normalize_row(row, source=source, fmt=fmt)
-        item_id = _row_id(row)
+        chosen = pair.chosen_answer() if pair.chosen_tool_calls else pair.chosen
+        rejected = pair.rejected_answer() if pair.rejected_tool_calls else pair.rejected
         return NWayItem(
-            pair.prompt, [pair.chosen], [pair.rejected], pair.system, pair.subset, source, item_id
+            pair.prompt, [chosen], [rejected], pair.system, pair.subset, source, _row_id(row), pair.tools
         )
     head_system, prompt = _prompt(_get(row, "prompt", source), source)
     system = _merge_system(row, head_system, source)
     _check_prompt(prompt, source, "prompt")
     chosen, rejected = _str_list(row, "chosen", source), _str_list(row, "rejected", source)
-    return NWayItem(prompt, chosen, rejected, system, _subset(row, source), source, _row_id(row))
+    tools = read_tools(row.get("tools"), source)
+    return NWayItem(prompt, chosen, rejected, system, _subset(row, source), source, _row_id(row), tools)
 
 
 def _row_id(row: Mapping[str, Any]) -> str | int | None:
@@ -211,7 +218,7 @@ def _trl(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message]
     if chosen[:-1] != rejected[:-1]:
         message = "chosen and rejected differ before their last message; only the last may differ"
         raise fail(source, message, "chosen")
-    return system, prompt + chosen[:-1], chosen[-1]["content"], rejected[-1]["content"]
+    return system, prompt + chosen[:-1], _answer(chosen[-1]), _answer(rejected[-1])
 
 
 def _trl_implicit(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message], str, str]:
@@ -302,7 +309,18 @@ def shared_prefix(chosen: list[Message], rejected: list[Message]) -> tuple[list[
     tail_c, tail_r = chosen[n:], rejected[n:]
     if len(tail_c) != 1 or len(tail_r) != 1 or {tail_c[0]["role"], tail_r[0]["role"]} != {"assistant"}:
         return None
-    return chosen[:n], tail_c[0]["content"], tail_r[0]["content"]
+    return chosen[:n], _answer(tail_c[0]), _answer(tail_r[0])
+
+
+def _answer(msg: Message) -> str | Message:
+    """An answer's text, or the whole assistant message when it calls tools."""
+    return msg if msg.get("tool_calls") else msg["content"]
+
+
+def _text_and_calls(answer: str | Message) -> tuple[str, list | None]:
+    if isinstance(answer, str):
+        return answer, None
+    return answer["content"], answer.get("tool_calls")
 
 
 def _hh_messages(text: str, source: str, field: str) -> list[Message]:
@@ -343,7 +361,7 @@ def _answer_messages(row: Mapping[str, Any], name: str, source: str) -> list[Mes
     return msgs
 
 
-def _one_answer(row: Mapping[str, Any], name: str, source: str) -> str:
+def _one_answer(row: Mapping[str, Any], name: str, source: str) -> str | Message:
     value = _get(row, name, source)
     if isinstance(value, str):  # MedicalGPT's current reward data: the answers as plain strings
         return value
@@ -355,7 +373,7 @@ def _one_answer(row: Mapping[str, Any], name: str, source: str) -> str:
     msg = read_message(value, source, name)
     if msg["role"] != "assistant":
         raise fail(source, f"expected an assistant ('gpt') message, got role {msg['role']!r}", name)
-    return msg["content"]
+    return _answer(msg)
 
 
 def _conversation(row: Mapping[str, Any], name: str, source: str) -> tuple[str | None, list[Message]]:
@@ -374,9 +392,10 @@ def _merge_system(row: Mapping[str, Any], from_messages: str | None, source: str
 
 
 def _check_prompt(prompt: list[Message], source: str, field: str) -> None:
-    if not prompt or prompt[-1]["role"] != "user":
+    if not prompt or prompt[-1]["role"] not in ("user", "tool"):
         got = prompt[-1]["role"] if prompt else "nothing"
-        raise fail(source, f"the prompt must end with a user message, ends with {got}", field)
+        message = f"the prompt must end with a user message (or a tool result), ends with {got}"
+        raise fail(source, message, field)
 
 
 def _get(row: Mapping[str, Any], name: str, source: str) -> Any:

@@ -148,14 +148,25 @@ def drop_reason(item: PreferencePair | NWayItem) -> str | None:
     "empty_answer": an answer is blank (or an N-way list is empty); "identical": a chosen answer equals
     a rejected one (ignoring surrounding whitespace), so there is no preference to learn or measure.
     """
-    chosen = item.chosen if isinstance(item.chosen, list) else [item.chosen]
-    rejected = item.rejected if isinstance(item.rejected, list) else [item.rejected]
+    if isinstance(item, PreferencePair):
+        chosen = [_answer_key(item.chosen_answer())]
+        rejected = [_answer_key(item.rejected_answer())]
+    else:
+        chosen, rejected = [_answer_key(a) for a in item.chosen], [_answer_key(a) for a in item.rejected]
     answers = [a.strip() for a in chosen + rejected]
     if not chosen or not rejected or not all(answers):
         return "empty_answer"
     if set(answers[: len(chosen)]) & set(answers[len(chosen) :]):
         return "identical"
     return None
+
+
+def _answer_key(answer: str | dict) -> str:
+    """An answer as text for the empty/identical checks: an answer that calls tools is not empty."""
+    if isinstance(answer, str):
+        return answer
+    calls = answer.get("tool_calls")
+    return answer["content"] + (json.dumps(calls, sort_keys=True, default=str) if calls else "")
 
 
 def iter_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:

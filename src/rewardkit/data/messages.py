@@ -3,18 +3,33 @@
 A message is `{"role", "content"}` (OpenAI/TRL) or `{"from", "value"}` (ShareGPT); `content` is a
 string or a list of typed parts, `{"type": "text", "text": ...}` (OpenAI, TRL) or
 `{"type": "text", "value": ...}` (LLaMA-Factory), whose text parts are joined in order. Roles are
-normalised to system / user / assistant (`ROLES`).
+normalised to system / user / assistant / tool (`ROLES`).
+
+Tool calling: an assistant message may carry OpenAI-style `tool_calls` (its `content` may then be
+empty or null); a ShareGPT `function_call` turn (its value the JSON call `{"name", "arguments"}`) is
+read as an assistant message with that tool call; `tool` and ShareGPT `observation` turns are tool
+results. A row's `tools` (a list, or a JSON string of one) is read by `read_tools`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from rewardkit.data.schema import Message
 from rewardkit.errors import DataError
 
-ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant"}
+ROLES = {
+    "system": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "gpt": "assistant",
+    "function_call": "assistant",
+    "tool": "tool",
+    "observation": "tool",
+}
 
 
 def read_messages(value: Any, source: str, field: str) -> list[Message]:
@@ -33,7 +48,8 @@ def read_messages(value: Any, source: str, field: str) -> list[Message]:
 
 
 def read_message(msg: Any, source: str, field: str) -> Message:
-    """One message, normalised to {"role": system|user|assistant, "content": str}."""
+    """One message, normalised to {"role": system|user|assistant|tool, "content": str}, plus
+    `tool_calls` on an assistant message that calls tools (and `name`/`tool_call_id` on a tool result)."""
     if not isinstance(msg, Mapping):
         expected = "a message object {'role', 'content'} or {'from', 'value'}"
         raise fail(source, f"expected {expected}, got {kind(msg)}", field)
@@ -44,7 +60,53 @@ def read_message(msg: Any, source: str, field: str) -> Message:
         raise fail(
             source, f"unknown role {role!r} (its 'role' or 'from'); accepted: {', '.join(ROLES)}", field
         )
-    return {"role": ROLES[role.lower()], "content": read_content(content, source, field)}
+    if role.lower() == "function_call":  # ShareGPT: the value is the call itself, as JSON
+        return {"role": "assistant", "content": "", "tool_calls": [_sharegpt_call(content, source, field)]}
+    calls = msg.get("tool_calls")
+    if calls and ROLES[role.lower()] == "assistant":
+        if not isinstance(calls, list) or not all(isinstance(c, Mapping) for c in calls):
+            raise fail(source, f"tool_calls must be a list of objects, got {kind(calls)}", field)
+        text = "" if content is None else read_content(content, source, field)
+        return {"role": "assistant", "content": text, "tool_calls": [dict(c) for c in calls]}
+    out = {"role": ROLES[role.lower()], "content": read_content(content, source, field)}
+    if out["role"] == "tool":
+        out |= {k: msg[k] for k in ("name", "tool_call_id") if isinstance(msg.get(k), str)}
+    return out
+
+
+def read_tools(value: Any, source: str, field: str = "tools") -> list[dict] | None:
+    """A row's tool list: a list of tool schemas, or a JSON string of one; None when empty or absent."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as e:
+            message = f"not valid JSON ({e.msg}, column {e.colno}); expected a list of tools"
+            raise fail(source, message, field) from None
+    if isinstance(value, Mapping):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(t, Mapping) for t in value):
+        raise fail(source, f"expected a list of tool objects, got {kind(value)}", field)
+    return [dict(t) for t in value] or None
+
+
+def _sharegpt_call(value: Any, source: str, field: str) -> dict:
+    call = value
+    if isinstance(value, str):
+        try:
+            call = json.loads(value)
+        except json.JSONDecodeError:
+            call = None
+    if not isinstance(call, Mapping) or not isinstance(call.get("name"), str):
+        raise fail(source, "a function_call turn's value must be JSON {'name': ..., 'arguments': ...}", field)
+    arguments = call.get("arguments", {})
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            pass  # kept as the string it is
+    return {"type": "function", "function": {"name": call["name"], "arguments": arguments}}
 
 
 def read_content(content: Any, source: str, field: str) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from rewardkit.data.schema import Message, PreferencePair
+from rewardkit.data.schema import TOOLS_KEY, Message, PreferencePair
 from rewardkit.data.templates import get_conv_template
 from rewardkit.errors import RewardkitError
 
@@ -93,12 +93,30 @@ def raw_text_template(prefix: str, suffix: str, eos: str) -> str:
     )
 
 
-def encode(tokenizer, messages: list[Message]) -> list[int]:
-    """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives."""
+def encode(tokenizer, messages: list[Message], tools: list | None = None) -> list[int]:
+    """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives.
+
+    The row's tool list (`tools`, or carried on the first message, `schema.with_tools`) goes to the
+    chat template's `tools` argument.
+    """
     if not tokenizer.chat_template:
         raise RewardkitError("the tokenizer has no chat template: call install_chat_template first")
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    messages, carried = split_tools(messages)
+    tools = tools or carried
+    text = (
+        tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+        if tools
+        else (tokenizer.apply_chat_template(messages, tokenize=False))
+    )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def split_tools(messages: list[Message]) -> tuple[list[Message], list | None]:
+    """(messages without the carried tool list, the tool list or None)."""
+    if messages and TOOLS_KEY in messages[0]:
+        head = {k: v for k, v in messages[0].items() if k != TOOLS_KEY}
+        return [head, *messages[1:]], messages[0][TOOLS_KEY]
+    return messages, None
 
 
 _PROBE = "\u2063rewardkit-probe\u2063"  # text no real answer contains
@@ -167,8 +185,8 @@ def encode_pair(tokenizer, pair: PreferencePair, max_length: int) -> EncodedPair
     prompt, trimmed = list(pair.prompt), 0
     while True:
         head = ([{"role": "system", "content": pair.system}] if pair.system else []) + prompt
-        chosen = encode(tokenizer, head + [{"role": "assistant", "content": pair.chosen}])
-        rejected = encode(tokenizer, head + [{"role": "assistant", "content": pair.rejected}])
+        chosen = encode(tokenizer, head + [pair.chosen_answer()], tools=pair.tools)
+        rejected = encode(tokenizer, head + [pair.rejected_answer()], tools=pair.tools)
         if max(len(chosen), len(rejected)) <= max_length:
             return EncodedPair(chosen, rejected, trimmed, pair.margin, pair.source)
         prompt = _trim_oldest(prompt)
@@ -184,11 +202,12 @@ def encode_for_scoring(tokenizer, messages: list[Message], max_length: int) -> t
     tokens are cut after the leading special tokens (`clip_tokens`: what the model reads the reward
     from stays, at either end) and the result is flagged.
     """
+    messages, tools = split_tools(list(messages))
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     body, answer = messages[len(system) : -1], messages[-1:]
     truncated = False
     while True:
-        ids = encode(tokenizer, system + body + answer)
+        ids = encode(tokenizer, system + body + answer, tools=tools)
         if len(ids) <= max_length:
             return ids, truncated
         shorter = _trim_oldest(body)

@@ -301,7 +301,10 @@ def score_items(
             raise RewardkitError(
                 f"{it.source}: the model gave a non-finite score ({bad[0]}); scores must be finite"
             )
-        lengths = [float(s.num_tokens if use_tokens else len(a)) for s, a in zip(mine, answers, strict=True)]
+        lengths = [
+            float(s.num_tokens if use_tokens else len(a if isinstance(a, str) else a["content"]))
+            for s, a in zip(mine, answers, strict=True)
+        ]
         records.append(
             M.ItemScores.from_scores(
                 it.source, subset, mine, lengths, n_chosen=len(it.chosen), item_id=getattr(it, "id", None)
