@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from rewardkit.data import fields as F
 from rewardkit.data.messages import fail, kind, read_message, read_messages, read_tools, split_system, where
 from rewardkit.data.schema import Message, NWayItem, PreferencePair
 from rewardkit.errors import DataError
@@ -141,7 +142,7 @@ def normalize_row(row: Mapping[str, Any], *, source: str, fmt: str | None = None
         system = _merge_system(row, head_system, source)
         _check_prompt(prompt, source, "prompt")
     extra = {k: v for k, v in row.items() if k not in _COLUMNS[fmt] | COMMON_COLUMNS}
-    margin, subset = _margin(row, source), _subset(row, source)
+    margin, subset = F.margin(row, source), F.subset(row, source)
     (chosen, chosen_calls), (rejected, rejected_calls) = _text_and_calls(chosen), _text_and_calls(rejected)
     tools = read_tools(row.get("tools"), source)
     return PreferencePair(
@@ -161,33 +162,24 @@ def normalize_item(row: Mapping[str, Any], *, source: str, fmt: str | None = Non
         chosen = pair.chosen_answer() if pair.chosen_tool_calls else pair.chosen
         rejected = pair.rejected_answer() if pair.rejected_tool_calls else pair.rejected
         return NWayItem(
-            pair.prompt, [chosen], [rejected], pair.system, pair.subset, source, _row_id(row), pair.tools
+            pair.prompt, [chosen], [rejected], pair.system, pair.subset, source, F.row_id(row), pair.tools
         )
-    head_system, prompt = _prompt(_get(row, "prompt", source), source)
+    head_system, prompt = _prompt(F.get(row, "prompt", source), source)
     system = _merge_system(row, head_system, source)
     _check_prompt(prompt, source, "prompt")
-    chosen, rejected = _str_list(row, "chosen", source), _str_list(row, "rejected", source)
+    chosen, rejected = F.str_list(row, "chosen", source), F.str_list(row, "rejected", source)
     tools = read_tools(row.get("tools"), source)
-    return NWayItem(prompt, chosen, rejected, system, _subset(row, source), source, _row_id(row), tools)
-
-
-def _row_id(row: Mapping[str, Any]) -> str | int | None:
-    """The row's `id` as given (RewardBench v1 ids are numbers, v2's strings), for joining results."""
-    value = row.get("id")
-    return value if value is None or isinstance(value, (str, int)) else str(value)
-
-
-# ---- one reader per format: each returns (system from a head message, prompt, chosen, rejected) ----
+    return NWayItem(prompt, chosen, rejected, system, F.subset(row, source), source, F.row_id(row), tools)
 
 
 def _medicalgpt(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message], str, str]:
-    prompt = _history(row, source) + [{"role": "user", "content": _text(row, "question", source)}]
-    return None, prompt, _text(row, "response_chosen", source), _text(row, "response_rejected", source)
+    prompt = _history(row, source) + [{"role": "user", "content": F.text(row, "question", source)}]
+    return None, prompt, F.text(row, "response_chosen", source), F.text(row, "response_rejected", source)
 
 
 def _alpaca(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message], str, str]:
     # LLaMA-Factory's alpaca converter: the query is the instruction, then the input on a new line.
-    query = _text(row, "instruction", source)
+    query = F.text(row, "instruction", source)
     extra_input = row.get("input")
     if extra_input is not None and not isinstance(extra_input, str):
         raise fail(source, f"expected a string or null, got {kind(extra_input)}", "input")
@@ -212,7 +204,7 @@ def _history(row: Mapping[str, Any], source: str) -> list[Message]:
 
 
 def _trl(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message], str, str]:
-    system, prompt = _prompt(_get(row, "prompt", source), source)
+    system, prompt = _prompt(F.get(row, "prompt", source), source)
     chosen, rejected = _answer_messages(row, "chosen", source), _answer_messages(row, "rejected", source)
     # Earlier answer messages (tool calls, follow-ups) can only join the prompt when both sides share them.
     if chosen[:-1] != rejected[:-1]:
@@ -225,7 +217,7 @@ def _trl_implicit(row: Mapping[str, Any], source: str) -> tuple[str | None, list
     if isinstance(row.get("chosen"), str):
         return (
             None,
-            *split_text_prompt(_text(row, "chosen", source), _text(row, "rejected", source), source),
+            *split_text_prompt(F.text(row, "chosen", source), F.text(row, "rejected", source), source),
         )
     return _two_conversations(row, "chosen", "rejected", source)
 
@@ -253,8 +245,8 @@ def _two_conversations(
 
 
 def _hh(row: Mapping[str, Any], source: str) -> tuple[str | None, list[Message], str, str]:
-    chosen = _hh_messages(_text(row, "chosen", source), source, "chosen")
-    rejected = _hh_messages(_text(row, "rejected", source), source, "rejected")
+    chosen = _hh_messages(F.text(row, "chosen", source), source, "chosen")
+    rejected = _hh_messages(F.text(row, "rejected", source), source, "rejected")
     split = shared_prefix(chosen, rejected)
     if split is None:  # real HH has a few such pairs: no single answer to compare, so drop rather than fail
         raise SkipRow("prompts_differ", "chosen and rejected differ before their last assistant turn", source)
@@ -349,7 +341,7 @@ def _prompt(value: Any, source: str) -> tuple[str | None, list[Message]]:
 
 
 def _answer_messages(row: Mapping[str, Any], name: str, source: str) -> list[Message]:
-    value = _get(row, name, source)
+    value = F.get(row, name, source)
     if isinstance(value, str):
         return [{"role": "assistant", "content": value}]
     msgs = read_messages(value, source, name)
@@ -362,7 +354,7 @@ def _answer_messages(row: Mapping[str, Any], name: str, source: str) -> list[Mes
 
 
 def _one_answer(row: Mapping[str, Any], name: str, source: str) -> str | Message:
-    value = _get(row, name, source)
+    value = F.get(row, name, source)
     if isinstance(value, str):  # MedicalGPT's current reward data: the answers as plain strings
         return value
     if isinstance(value, list) and len(value) == 1:
@@ -378,7 +370,7 @@ def _one_answer(row: Mapping[str, Any], name: str, source: str) -> str | Message
 
 def _conversation(row: Mapping[str, Any], name: str, source: str) -> tuple[str | None, list[Message]]:
     """A message-list column, with a leading system message taken out."""
-    return split_system(read_messages(_get(row, name, source), source, name), source, name)
+    return split_system(read_messages(F.get(row, name, source), source, name), source, name)
 
 
 def _merge_system(row: Mapping[str, Any], from_messages: str | None, source: str) -> str | None:
@@ -398,46 +390,10 @@ def _check_prompt(prompt: list[Message], source: str, field: str) -> None:
         raise fail(source, message, field)
 
 
-def _get(row: Mapping[str, Any], name: str, source: str) -> Any:
-    if name not in row:
-        raise fail(source, "missing", name)
-    return row[name]
-
-
 def _answer_text(row: Mapping[str, Any], name: str, source: str) -> str:
-    value = _get(row, name, source)
+    value = F.get(row, name, source)
     if isinstance(value, Mapping):
         return _one_answer(row, name, source)
     if not isinstance(value, str):
         raise fail(source, f"expected a string or one assistant message, got {kind(value)}", name)
-    return value
-
-
-def _text(row: Mapping[str, Any], name: str, source: str) -> str:
-    value = _get(row, name, source)
-    if not isinstance(value, str):
-        raise fail(source, f"expected a string, got {kind(value)}", name)
-    return value
-
-
-def _str_list(row: Mapping[str, Any], name: str, source: str) -> list[str]:
-    value = _get(row, name, source)
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise fail(source, f"expected a list of strings, got {kind(value)}", name)
-    return list(value)
-
-
-def _margin(row: Mapping[str, Any], source: str) -> float | None:
-    value = row.get("margin")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise fail(source, f"expected a number or null, got {kind(value)}", "margin")
-    return float(value)
-
-
-def _subset(row: Mapping[str, Any], source: str) -> str | None:
-    value = row.get("subset")
-    if value is not None and not isinstance(value, str):
-        raise fail(source, f"expected a string or null, got {kind(value)}", "subset")
     return value
