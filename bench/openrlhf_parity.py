@@ -4,7 +4,8 @@ The client sends prompt + generated tokens decoded with special tokens, ending a
 ("...4<|im_end|>"); the chat template ends the turn with "<|im_end|>\\n". Prints the rewards of the
 same three conversations through the Python API, through the client's text read as it is (what
 /get_reward did before the turn-ending rule, docs/formats.md), and through /get_reward now.
-The score head is random (seeded), so the figures check routing, not quality.
+The score head is random (seeded), so the figures check routing, not quality. Writes
+bench/results/openrlhf_parity.json and .md.
 
     python bench/openrlhf_parity.py
 """
