@@ -10,6 +10,9 @@ bench/results/openrlhf_parity.json and .md.
     python bench/openrlhf_parity.py
 """
 
+import json
+from pathlib import Path
+
 import torch
 from fastapi.testclient import TestClient
 
@@ -40,14 +43,15 @@ def main() -> None:
     with TestClient(create_app(rm)) as client:
         body = {"query": queries, "prompts": ["What is 2+2?"] * 3, "labels": [""] * 3}
         after = client.post("/get_reward", json=body).json()["rewards"]
-    print("| route | " + " | ".join(ANSWERS) + " |\n|---|---:|---:|---:|")
-    for name, values in (
-        ("Python API (messages)", api),
-        ("client text read as is", before),
-        ("/get_reward", after),
-    ):
-        print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
-    print(f"max |/get_reward - API| = {max(abs(a - b) for a, b in zip(after, api)):.2e}")
+    rows = (("Python API (messages)", api), ("client text read as is", before), ("/get_reward", after))
+    table = ["| route | " + " | ".join(ANSWERS) + " |", "|---|---:|---:|---:|"]
+    table += [f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |" for name, values in rows]
+    table.append(f"\nmax abs(/get_reward - API) = {max(abs(a - b) for a, b in zip(after, api)):.2e}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "openrlhf_parity.json").write_text(json.dumps({"answers": ANSWERS, **dict(rows)}, indent=2))
+    (out / "openrlhf_parity.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
 
 
 if __name__ == "__main__":
