@@ -17,6 +17,9 @@ commands:
   serve   serve a reward model over HTTP (dynamic batching, OpenRLHF and vLLM compatible routes)
   inspect see what a reward model sees (tokens, BOS, reward position), check invariance, diagnose data
   demo    train on the built-in synthetic preference set with MiniLM and score the apples example
+  env     print versions, the device and where the packaged models are (for bug reports)
+
+`rewardkit --version` prints the version; `python -m rewardkit` is the same command.
 
 `rewardkit <command> --help` lists a command's options. A YAML/JSON file may be given as
 `rewardkit <command> --config FILE [more flags]`: its values become the defaults, so flags given on
@@ -107,14 +110,16 @@ def parse_dataclasses(types: tuple, argv: list[str], prog: str, defaults: dict |
 
 
 def cmd_train(argv: list[str]) -> int:
+    import torch
     from transformers import TrainingArguments
 
     from rewardkit.config import DataArguments, ModelArguments, ScriptArguments, translate_legacy_args
+    from rewardkit.train.preflight import cpu_bf16_argv
     from rewardkit.train.run import run_train
 
     model_args, data_args, training_args, script_args = parse_dataclasses(
         (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
-        translate_legacy_args(argv),
+        cpu_bf16_argv(translate_legacy_args(argv), gpu_available=torch.cuda.is_available()),
         "rewardkit train",
         defaults={"output_dir": "outputs/reward-model"},  # TrainingArguments has none
     )
@@ -205,6 +210,18 @@ def cmd_inspect(argv: list[str]) -> int:
     return run_inspect(argv)
 
 
+def cmd_env(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: rewardkit env\n\nPrint versions, the device and where the packaged models are.")
+        return 0
+    if argv:
+        raise RewardkitError(f"env takes no options, got {' '.join(argv)}")
+    from rewardkit.envinfo import collect, render
+
+    print(render(collect()))
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "score": cmd_score,
@@ -212,6 +229,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "demo": cmd_demo,
     "inspect": cmd_inspect,
+    "env": cmd_env,
 }
 
 
@@ -219,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from rewardkit import __version__
+
+        print(f"rewardkit {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:

@@ -121,10 +121,23 @@ class DataArguments:
         metadata={"help": "Percent of training pairs held out when no validation files are given."},
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
+    dataset_info: str | None = field(
+        default=None,
+        metadata={"help": "A LLaMA-Factory dataset_info.json; with --dataset (docs/formats.md)."},
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Entries of --dataset_info to train on, comma-separated."}
+    )
 
     def __post_init__(self):
-        if not (self.dataset_name or self.train_file_dir or self.validation_file_dir):
-            raise RewardkitError("give --train_file_dir (file or folder) or --dataset_name")
+        if bool(self.dataset_info) != bool(self.dataset):
+            raise RewardkitError(
+                "--dataset_info and --dataset go together (a dataset_info.json and entry names)"
+            )
+        if not (self.dataset_name or self.train_file_dir or self.validation_file_dir or self.dataset_info):
+            raise RewardkitError(
+                "give --train_file_dir (file or folder), --dataset_name, or --dataset_info with --dataset"
+            )
         if not 0 <= self.validation_split_percentage < 100:
             raise RewardkitError("--validation_split_percentage must be in [0, 100)")
         check_at_least("max_length", self.max_length, 8)
@@ -196,7 +209,8 @@ class ScriptArguments:
 
 
 # transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
-LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy"}
+# transformers 5 reads a --warmup_steps below 1 as a ratio of the training steps
+LEGACY_FLAGS = {"--evaluation_strategy": "--eval_strategy", "--warmup_ratio": "--warmup_steps"}
 DROPPED_FLAGS = {"--overwrite_output_dir"}  # v5 always writes into output_dir
 BOOL_LEGACY = {"--group_by_length": ("--train_sampling_strategy", "group_by_length")}
 

@@ -39,8 +39,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,16 +50,6 @@ if TYPE_CHECKING:
     from rewardkit.scorers.base import RewardModel
 
 logger = logging.getLogger("rewardkit.score")
-
-PAIR_KEYS = frozenset(
-    {"chosen", "rejected", "question", "response_chosen", "response_rejected", "conversations"}
-)
-ACCEPTED = (  # said in every error about a row's layout
-    "a JSON array of messages [{role, content}, ...] ending with the assistant answer; "
-    '{"messages": [...]}; {"prompt": str or messages, "response": str}; or a preference pair '
-    "(formats: medicalgpt, trl, trl_implicit, hh, sharegpt, nway with one chosen and one rejected); "
-    "or, for a process reward model, a step row (prompt + completions/steps, Math-Shepherd, ProcessBench)"
-)
 
 
 def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -> dict:
@@ -77,6 +66,7 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
     """
     from tqdm import tqdm
 
+    from rewardkit.data.rows import parse_score_row
     from rewardkit.parallel import Processes
 
     if not Path(args.input).is_file():
@@ -99,7 +89,9 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
         tqdm(total=total, initial=done, unit="rows", disable=None if procs.is_main else True) as bar,
     ):
         for chunk in _chunks(_skip(_input_rows(args.input), done), args.chunk_size):
-            parsed = [_parse(args.input, lineno, raw) for lineno, raw in chunk]  # the same on every process
+            parsed = [
+                parse_score_row(args.input, lineno, raw) for lineno, raw in chunk
+            ]  # the same on every process
             bad = [p for p in parsed if isinstance(p, RewardkitError)]
             if bad and not args.skip_bad_lines:
                 raise bad[0]
@@ -227,114 +219,6 @@ def _chunks(rows: Iterator, size: int) -> Iterator[list]:
         yield chunk
 
 
-@dataclass
-class _Item:
-    kind: str  # "conversation" or "pair"
-    row: dict  # what is written back, plus the scores
-    messages: list | None = None  # conversation
-    pair: Any = None  # PreferencePair
-    steps: Any = None  # StepExample (kind "steps": a solution step by step, for process reward models)
-
-
-def _parse(path: str, lineno: int, raw: Any) -> _Item | RewardkitError:
-    """One input row as a conversation or a pair, or the error that says what is wrong and what is accepted."""
-    from rewardkit.data.formats import detect_format, normalize_row
-    from rewardkit.data.steps import is_step_row, normalize_step_row
-
-    source = f"{path}:{lineno}"
-    try:
-        row = _decode(raw, path, lineno)
-        if isinstance(row, list):
-            return _Item("conversation", {"messages": row}, messages=_conversation(row, source, "messages"))
-        if "messages" in row:
-            return _Item(
-                "conversation", dict(row), messages=_conversation(row["messages"], source, "messages")
-            )
-        if "response" in row:
-            return _Item("conversation", dict(row), messages=_prompt_response(row, source))
-        if is_step_row(row):
-            return _Item("steps", dict(row), steps=normalize_step_row(row, source=source))
-        if PAIR_KEYS & row.keys():
-            return _Item(
-                "pair", dict(row), pair=normalize_row(row, source=source, fmt=detect_format(row, source))
-            )
-        keys = ", ".join(sorted(row)) or "none"
-        return DataError(
-            f"row matches no accepted layout (its keys: {keys}); accepted: {ACCEPTED}", path=path, line=lineno
-        )
-    except RewardkitError as e:
-        return e
-
-
-def _decode(raw: Any, path: str, lineno: int) -> Any:
-    if not isinstance(raw, bytes):
-        return raw
-    try:
-        row = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DataError("not UTF-8 text", path=path, line=lineno) from None
-    except json.JSONDecodeError as e:
-        raise DataError(
-            f"malformed JSON: {e.msg} (column {e.colno}); accepted: {ACCEPTED}", path=path, line=lineno
-        ) from None
-    if not isinstance(row, (dict, list)):
-        raise DataError(
-            f"expected a JSON object or array, got {type(row).__name__}; accepted: {ACCEPTED}",
-            path=path,
-            line=lineno,
-        )
-    return row
-
-
-def _where(source: str, name: str) -> dict:
-    path, _, line = source.rpartition(":")
-    return {"path": path, "line": int(line), "field": name}
-
-
-def _messages(value: Any, source: str, name: str) -> list[dict]:
-    from rewardkit.data.formats import ROLES
-
-    if not isinstance(value, list) or not value:
-        raise DataError(
-            f"expected a non-empty list of messages; accepted: {ACCEPTED}", **_where(source, name)
-        )
-    messages = []
-    for i, m in enumerate(value):
-        role = m.get("role", m.get("from")) if isinstance(m, Mapping) else None
-        content = m.get("content", m.get("value")) if isinstance(m, Mapping) else None
-        if not isinstance(role, str) or role.lower() not in ROLES or not isinstance(content, str):
-            expected = f"{{'role': one of {', '.join(ROLES)}, 'content': str}}"
-            raise DataError(f"message {i}: expected {expected}", **_where(source, name))
-        messages.append({"role": ROLES[role.lower()], "content": content})
-    return messages
-
-
-def _conversation(value: Any, source: str, name: str) -> list[dict]:
-    messages = _messages(value, source, name)
-    if messages[-1]["role"] != "assistant":
-        ends = messages[-1]["role"]
-        raise DataError(
-            f"must end with the assistant answer to score, ends with {ends}", **_where(source, name)
-        )
-    return messages
-
-
-def _prompt_response(row: Mapping, source: str) -> list[dict]:
-    prompt, response, system = row.get("prompt"), row["response"], row.get("system")
-    if not isinstance(response, str):
-        raise DataError("expected a string", **_where(source, "response"))
-    if system is not None and not isinstance(system, str):
-        raise DataError("expected a string or null", **_where(source, "system"))
-    if isinstance(prompt, str):
-        head = [{"role": "user", "content": prompt}]
-    elif isinstance(prompt, list):
-        head = _messages(prompt, source, "prompt")
-    else:
-        raise DataError("expected a string or a list of messages", **_where(source, "prompt"))
-    system_turn = [{"role": "system", "content": system}] if system else []
-    return system_turn + head + [{"role": "assistant", "content": response}]
-
-
 def _as_text(raw: Any) -> Any:
     return raw.decode("utf-8", "replace").rstrip("\r\n") if isinstance(raw, bytes) else raw
 
@@ -342,7 +226,7 @@ def _as_text(raw: Any) -> Any:
 # ---------------------------------------------------------------- scoring
 
 
-def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
+def _score_chunk(rm, items: list, normalize: bool) -> list[dict]:
     """Output rows for `items`, in order: conversations in one scoring call, pairs in another."""
     convs = [i for i in items if i.kind == "conversation"]
     pairs = [i for i in items if i.kind == "pair"]
@@ -358,7 +242,7 @@ def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
     return [{**i.row, **by_item[id(i)]} for i in items]
 
 
-def _step_fields(rm, items: list[_Item]) -> dict[int, dict]:
+def _step_fields(rm, items: list) -> dict[int, dict]:
     """Step rows: a process reward model's score per step (`step_scores`) and their aggregate (`score`)."""
     if not items:
         return {}
@@ -382,7 +266,9 @@ def _step_fields(rm, items: list[_Item]) -> dict[int, dict]:
 def _pair_scores(rm, pairs: list) -> tuple[list, list]:
     """Both sides' `Score`s, each pair scored as a group of two (prefix sharing, or a judge's verdicts)."""
     return rm.score_pairs_detailed(
-        [p.prompt_messages() for p in pairs], [p.chosen for p in pairs], [p.rejected for p in pairs]
+        [p.prompt_messages() for p in pairs],
+        [p.chosen_answer() if p.chosen_tool_calls else p.chosen for p in pairs],  # tool calls: a message
+        [p.rejected_answer() if p.rejected_tool_calls else p.rejected for p in pairs],
     )
 
 

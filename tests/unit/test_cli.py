@@ -15,7 +15,7 @@ def test_top_level_help_lists_every_command(capsys):
     out = capsys.readouterr().out
     for name in ("train", "score", "eval", "serve", "demo", "inspect"):
         assert f"  {name} " in out
-    assert set(COMMANDS) == {"train", "score", "eval", "serve", "demo", "inspect"}
+    assert set(COMMANDS) == {"train", "score", "eval", "serve", "demo", "inspect", "env"}
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,12 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 def test_every_config_is_covered():
-    known = {"train_smollm2_hh_lora.yaml", "rewardbench_v1_sections.yaml", "train_smollm2_prm.yaml"}
+    known = {
+        "train_smollm2_hh_lora.yaml",
+        "rewardbench_v1_sections.yaml",
+        "rewardbench_v2_sections.yaml",
+        "train_smollm2_prm.yaml",
+    }
     extra = {p.name for p in CONFIGS.iterdir() if p.is_file()} - known - set(ACCELERATE) - set(DEEPSPEED)
     assert not extra, f"add a test for {extra}"
 
@@ -54,6 +59,8 @@ def test_sections_config_loads():
 
     sections = load_sections(CONFIGS / "rewardbench_v1_sections.yaml")
     assert set(sections) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
+    v2 = load_sections(CONFIGS / "rewardbench_v2_sections.yaml")
+    assert list(v2) == ["Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties"]
 
 
 # Loaded and resolved in depth by tests/integration/test_distributed.py.

@@ -156,9 +156,15 @@ def test_nway_items_and_pairwise_rows_as_items():
     path = DATA / "nway.jsonl"
     items = [normalize_item(row, source=f"n:{line}") for line, row in iter_rows(path)]
     assert items == [
-        NWayItem([U("Pick a prime.")], ["7"], ["8", "9", "10"], subset="Math", source="n:1"),
+        NWayItem([U("Pick a prime.")], ["7"], ["8", "9", "10"], subset="Math", source="n:1", id="1"),
         NWayItem(
-            [U("Greet me.")], ["Hi!", "Hello!"], ["No."], system="Be nice.", subset="Ties", source="n:2"
+            [U("Greet me.")],
+            ["Hi!", "Hello!"],
+            ["No."],
+            system="Be nice.",
+            subset="Ties",
+            source="n:2",
+            id="2",
         ),
     ]
     pair_row = {"prompt": "2+2?", "chosen": "4", "rejected": "5", "subset": "math"}
@@ -219,9 +225,9 @@ def test_shared_prefix():
         ),
         ({"prompt": [U("a"), S("b")], "chosen": "x", "rejected": "y"}, "prompt", "only come first"),
         ({"prompt": [A("a")], "chosen": "x", "rejected": "y"}, "prompt", "end with a user message"),
-        ({"chosen": "no markers", "rejected": "x"}, "chosen", "not an HH transcript"),
+        ({"chosen": "no markers", "rejected": "x"}, "chosen", "share no beginning"),
         (
-            {"conversations": [U("a")], "chosen": "b", "rejected": {"from": "gpt", "value": "c"}},
+            {"conversations": [U("a")], "chosen": 3, "rejected": {"from": "gpt", "value": "c"}},
             "chosen",
             "one message",
         ),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+from pathlib import Path
 
 import torch
 
@@ -162,3 +165,48 @@ def reward_normalization(config) -> tuple[float, float] | None:
         if isinstance(mean, (int, float)) and isinstance(std, (int, float)):
             return float(mean), float(std)
     return None
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken", "*.gguf"]
+
+
+def resolve_hub_model(path: str, *, trust_remote_code: bool = False, flag: str = "--model") -> str:
+    """A local folder for `path`: itself when it exists, else the Hub id `org/name` from the Hugging Face cache.
+
+    Offline (HF_HUB_OFFLINE) only the cache is read; online a model missing from the cache is
+    downloaded (safetensors, configs and tokenizer files only; the model's Python files only with
+    trust_remote_code, pickle weights never).
+
+    Raises:
+        RewardkitError: one line, when `path` is neither a folder nor a cached (or downloadable) Hub id.
+    """
+    if Path(path).exists() or ":" in path or not _HUB_ID.fullmatch(path):
+        return path
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(path, local_files_only=True)
+    except LocalEntryNotFoundError:
+        pass
+    offline = next(
+        (
+            v
+            for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+            if os.environ.get(v, "").upper() in ("1", "ON", "YES", "TRUE")
+        ),
+        None,
+    )
+    if offline:
+        raise RewardkitError(
+            f"{flag} {path}: not a local folder, and this Hub model is not in the Hugging Face cache "
+            f"({offline} is set); download it once online (`hf download {path}`) or give a local folder"
+        )
+    patterns = _HUB_FILES + (["*.py"] if trust_remote_code else [])
+    try:
+        return snapshot_download(path, allow_patterns=patterns)
+    except Exception as e:  # network, auth, missing repo: all mean "cannot fetch"
+        raise RewardkitError(
+            f"{flag} {path}: not a local folder, and the Hub download failed: {first_line(e)}"
+        ) from e

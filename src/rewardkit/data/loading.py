@@ -99,12 +99,16 @@ class DropReport:
         }
 
 
-def load_pairs(paths: Paths, *, limit: int | None = None) -> tuple[list[PreferencePair], DropReport]:
+def load_pairs(
+    paths: Paths, *, limit: int | None = None, columns: dict[str, str] | None = None
+) -> tuple[list[PreferencePair], DropReport]:
     """Read every pairwise row from files, directories or a Hub dataset, dropping unusable pairs.
 
     Args:
         paths: a path, a Hub name, or a list of them (see the module docstring).
         limit: stop once this many pairs are kept (None reads everything).
+        columns: rename the rows' columns first ({file's name: reader's name}), e.g. from a
+            LLaMA-Factory dataset_info.json entry (`data.dataset_info`).
 
     Returns:
         The kept pairs in input order, and a `DropReport` of what was left out and why.
@@ -113,7 +117,7 @@ def load_pairs(paths: Paths, *, limit: int | None = None) -> tuple[list[Preferen
         DataError: a missing or unreadable input, or a row that fits no format (message names file:line).
         RewardkitError: a Hub name that cannot be loaded (e.g. offline).
     """
-    return _read(paths, normalize_row, DropReport(noun="pairs"), limit)
+    return _read(paths, normalize_row, DropReport(noun="pairs"), limit, columns)
 
 
 def load_eval_items(paths: Paths, *, limit: int | None = None) -> tuple[list[NWayItem], DropReport]:
@@ -148,14 +152,25 @@ def drop_reason(item: PreferencePair | NWayItem) -> str | None:
     "empty_answer": an answer is blank (or an N-way list is empty); "identical": a chosen answer equals
     a rejected one (ignoring surrounding whitespace), so there is no preference to learn or measure.
     """
-    chosen = item.chosen if isinstance(item.chosen, list) else [item.chosen]
-    rejected = item.rejected if isinstance(item.rejected, list) else [item.rejected]
+    if isinstance(item, PreferencePair):
+        chosen = [_answer_key(item.chosen_answer())]
+        rejected = [_answer_key(item.rejected_answer())]
+    else:
+        chosen, rejected = [_answer_key(a) for a in item.chosen], [_answer_key(a) for a in item.rejected]
     answers = [a.strip() for a in chosen + rejected]
     if not chosen or not rejected or not all(answers):
         return "empty_answer"
     if set(answers[: len(chosen)]) & set(answers[len(chosen) :]):
         return "identical"
     return None
+
+
+def _answer_key(answer: str | dict) -> str:
+    """An answer as text for the empty/identical checks: an answer that calls tools is not empty."""
+    if isinstance(answer, str):
+        return answer
+    calls = answer.get("tool_calls")
+    return answer["content"] + (json.dumps(calls, sort_keys=True, default=str) if calls else "")
 
 
 def iter_rows(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
@@ -239,7 +254,11 @@ def _unsupported(path: Path) -> DataError:
 
 
 def _read(
-    paths: Paths, convert: Callable[..., T], report: DropReport, limit: int | None
+    paths: Paths,
+    convert: Callable[..., T],
+    report: DropReport,
+    limit: int | None,
+    columns: dict[str, str] | None = None,
 ) -> tuple[list[T], DropReport]:
     """Read every input; each file's format comes from its first row and every later row must match it."""
     if limit is not None and limit < 1:
@@ -249,6 +268,8 @@ def _read(
         fmt, first = None, None
         for lineno, row in rows:
             source = f"{label}:{lineno}"
+            if columns:
+                row = {columns.get(k, k): v for k, v in row.items()}
             row_fmt = detect_format(row, source)
             if fmt is None:
                 fmt, first = row_fmt, lineno
@@ -292,22 +313,27 @@ def _first_char(path: Path) -> str:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with open(path, encoding="utf-8") as f:
-        lineno = 0
-        try:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    message = f"malformed JSON: {e.msg} (column {e.colno})"
-                    if path.suffix == ".json":
-                        message += "; a .json file must hold a JSON array of rows or one JSON object per line"
-                    raise DataError(message, path=str(path), line=lineno) from None
-                yield lineno, row
-        except UnicodeDecodeError:
-            raise DataError("not UTF-8 text", path=str(path), line=lineno + 1) from None
+    # Read bytes and decode line by line: a text-mode file decodes ahead in blocks, so a bad byte
+    # would be reported on the line being parsed rather than the line that holds it.
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                message = f"not UTF-8 text (byte {e.start + 1} of the line)"
+                raise DataError(message, path=str(path), line=lineno) from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a byte-order mark, as text mode with utf-8-sig drops
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                message = f"malformed JSON: {e.msg} (column {e.colno})"
+                if path.suffix == ".json":
+                    message += "; a .json file must hold a JSON array of rows or one JSON object per line"
+                raise DataError(message, path=str(path), line=lineno) from None
+            yield lineno, row
 
 
 def _json_array_rows(path: Path) -> Iterator[tuple[int, Any]]:

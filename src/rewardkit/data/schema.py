@@ -3,8 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
-Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": str}
+# {"role": "system"|"user"|"assistant"|"tool", "content": str}, plus "tool_calls" on an assistant
+# message that calls tools; the first message of a conversation may carry the row's "tools" list,
+# which `data.tokenize.encode` hands to the chat template's `tools` argument.
+Message = dict[str, Any]
+TOOLS_KEY = "tools"
+
+
+def with_tools(messages: list[Message], tools: list | None) -> list[Message]:
+    """`messages` with `tools` attached to the first message (a no-op without tools)."""
+    if not tools or not messages:
+        return messages
+    return [{**messages[0], TOOLS_KEY: tools}, *messages[1:]]
+
+
+def answer_message(content: str, tool_calls: list | None = None) -> Message:
+    """The assistant turn of an answer: its text, and its tool calls when it calls tools."""
+    return {"role": "assistant", "content": content, **({"tool_calls": tool_calls} if tool_calls else {})}
 
 
 @dataclass
@@ -35,33 +52,45 @@ class PreferencePair:
     subset: str | None = None
     source: str = ""
     extra: dict = field(default_factory=dict)
+    tools: list | None = None  # the row's tool schemas, for the chat template's `tools` argument
+    chosen_tool_calls: list | None = None  # the chosen answer's tool calls (its text may then be empty)
+    rejected_tool_calls: list | None = None
 
     def prompt_messages(self) -> list[Message]:
-        """The prompt with the system message (if any) in front."""
+        """The prompt with the system message (if any) in front (and the row's tools on its first message)."""
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + list(self.prompt)
+        return with_tools(head + list(self.prompt), self.tools)
+
+    def chosen_answer(self) -> Message:
+        return answer_message(self.chosen, self.chosen_tool_calls)
+
+    def rejected_answer(self) -> Message:
+        return answer_message(self.rejected, self.rejected_tool_calls)
 
     def chosen_messages(self) -> list[Message]:
-        return self.prompt_messages() + [{"role": "assistant", "content": self.chosen}]
+        return self.prompt_messages() + [self.chosen_answer()]
 
     def rejected_messages(self) -> list[Message]:
-        return self.prompt_messages() + [{"role": "assistant", "content": self.rejected}]
+        return self.prompt_messages() + [self.rejected_answer()]
 
 
 @dataclass
 class NWayItem:
     """One prompt with one or more preferred answers and several rejected ones (RewardBench-2 layout).
 
-    A plain pair is the case `len(chosen) == len(rejected) == 1`.
+    A plain pair is the case `len(chosen) == len(rejected) == 1`. An answer is a string, or an
+    assistant message (`answer_message`) when it calls tools.
     """
 
     prompt: list[Message]
-    chosen: list[str]
-    rejected: list[str]
+    chosen: list[str | Message]
+    rejected: list[str | Message]
     system: str | None = None
     subset: str | None = None
     source: str = ""
+    id: str | int | None = None  # the row's `id` (RewardBench), kept into eval's results.json
+    tools: list | None = None
 
     def prompt_messages(self) -> list[Message]:
         head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + list(self.prompt)
+        return with_tools(head + list(self.prompt), self.tools)

@@ -88,17 +88,28 @@ class Conversation:
             "{%- set msgs = messages -%}"
             "{%- if messages and messages[0]['role'] == 'system' -%}"
             "{%- set sys = messages[0]['content'] or sys -%}{%- set msgs = messages[1:] -%}{%- endif -%}"
+            # a row's tools (chat template `tools` argument) are written into the system turn
+            f"{{%- if tools -%}}{{%- set sys = (sys ~ {q(chr(10) * 2)} if sys else '') ~ {q(TOOLS_INTRO)}"
+            " ~ (tools | tojson) -%}{%- endif -%}"
             f"{{{{ {q(prefix)} }}}}"
             f"{{%- if sys -%}}{{{{ {q(sys_pre)} + sys + {q(sys_post)} + {q(self.sep)} }}}}{{%- endif -%}}"
             "{%- for m in msgs -%}"
-            "{%- if m['role'] == 'user' -%}"
+            "{%- if m['role'] in ('user', 'tool') -%}"
             f"{{%- if not loop.first -%}}{{{{ {q(self.sep)} }}}}{{%- endif -%}}"
-            f"{{{{ {q(pre)} + m['content'] + {q(post)} }}}}"
-            "{%- else -%}{{ m['content'] }}{%- endif -%}"
+            f"{{%- set text = ({q(TOOL_RESULT)} if m['role'] == 'tool' else '') ~ m['content'] -%}}"
+            f"{{{{ {q(pre)} + text + {q(post)} }}}}"
+            "{%- else -%}{{ m['content'] }}"
+            "{%- if m.get('tool_calls') -%}{{ ('\\n' if m['content'] else '') ~ (m['tool_calls'] | tojson) }}"
+            "{%- endif -%}{%- endif -%}"
             "{%- endfor -%}"
             f"{{{{ {q(suffix)} }}}}"
         )
 
+
+# How registry templates write tools (docs/formats.md): the tool list as JSON at the end of the
+# system turn, an answer's tool calls as JSON after its text, a tool result as a user turn.
+TOOLS_INTRO = "You can call these tools (JSON schemas):\n"
+TOOL_RESULT = "Tool result: "
 
 conv_templates: dict[str, Conversation] = {}
 
@@ -115,14 +126,20 @@ AUTO_TEMPLATE = (
 )
 
 
+RAW_TEXT = "raw_text"  # TRL's token stream for string rows: prompt + answer text + EOS, no chat template
+
+
 def templates_help() -> str:
-    """The accepted template names, for a flag's help text: the registry's names, or auto."""
-    return f"{', '.join(conv_templates)}, or {AUTO_TEMPLATE} (the tokenizer's own chat template)"
+    """The accepted template names, for a flag's help text: the registry's names, raw_text, or auto."""
+    return (
+        f"{', '.join(conv_templates)}, {RAW_TEXT} (TRL's stream: texts as they are + EOS), "
+        f"or {AUTO_TEMPLATE} (the tokenizer's own chat template)"
+    )
 
 
 def check_template_name(name: str | None) -> None:
-    """Raise when `name` is neither a registered template nor auto (an error naming --template_name)."""
-    if name not in (None, "", AUTO_TEMPLATE):
+    """Raise when `name` is neither a registered template, raw_text nor auto (an error naming --template_name)."""
+    if name not in (None, "", AUTO_TEMPLATE, RAW_TEXT):
         get_conv_template(name)
 
 

@@ -7,10 +7,11 @@ dropped and counted as `too_long`. An answer is never cut.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
-from rewardkit.data.schema import Message, PreferencePair
-from rewardkit.data.templates import get_conv_template
+from rewardkit.data.schema import TOOLS_KEY, Message, PreferencePair
+from rewardkit.data.templates import RAW_TEXT, get_conv_template
 from rewardkit.errors import RewardkitError
 
 
@@ -52,8 +53,10 @@ def install_chat_template(tokenizer, template_name: str | None = None) -> str:
 
     Args:
         tokenizer: a Hugging Face tokenizer; its `chat_template` is set in place.
-        template_name: a registry name (`rewardkit.data.templates.conv_templates`), or None/"auto"
-            to use the tokenizer's own chat template, falling back to "plain" when it has none.
+        template_name: a registry name (vicuna, alpaca, chatml, qwen, llama3, plain), "raw_text"
+            (TRL's stream for string rows: the texts joined as they are, EOS appended, no chat
+            template), or None/"auto" to use the tokenizer's own chat template, falling back to
+            "plain" when it has none.
 
     Returns:
         A short description for logs, e.g. "tokenizer's own chat template".
@@ -62,18 +65,101 @@ def install_chat_template(tokenizer, template_name: str | None = None) -> str:
         if tokenizer.chat_template:
             return "tokenizer's own chat template"
         template_name = "plain"
-    conv = get_conv_template(template_name)
     prefix, suffix = _special_affixes(tokenizer)
+    if template_name == RAW_TEXT:
+        tokenizer.chat_template = raw_text_template(prefix, suffix, tokenizer.eos_token or "")
+        return (
+            f"raw text, TRL's stream for string rows: {prefix!r} + prompt + answer + "
+            f"EOS {tokenizer.eos_token!r}, no chat template"
+        )
+    conv = get_conv_template(template_name)
     tokenizer.chat_template = conv.to_jinja(prefix=prefix, suffix=suffix)
     return f"registry template '{template_name}' (special tokens {prefix!r}…{suffix!r})"
 
 
-def encode(tokenizer, messages: list[Message]) -> list[int]:
-    """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives."""
+def raw_text_template(prefix: str, suffix: str, eos: str) -> str:
+    """A Jinja chat template that joins the messages' texts as they are, as TRL tokenizes string rows.
+
+    TRL's RewardTrainer tokenizes `prompt + chosen` with the tokenizer's own special tokens and
+    appends EOS when it is not already last; this template writes exactly that text, so
+    `apply_chat_template` (and so train, score, eval and serve) gives TRL's token ids.
+    """
+    q = json.dumps  # a JSON string literal is a valid Jinja string literal
+    text = f"(messages | map(attribute='content') | join) + {q(suffix)}"
+    return (
+        f"{{{{ {q(prefix)} }}}}{{%- set text = {text} -%}}{{{{ text }}}}"
+        f"{{%- if {q(eos)} and not text.endswith({q(eos)}) -%}}{{{{ {q(eos)} }}}}{{%- endif -%}}"
+    )
+
+
+def encode(tokenizer, messages: list[Message], tools: list | None = None) -> list[int]:
+    """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives.
+
+    The row's tool list (`tools`, or carried on the first message, `schema.with_tools`) goes to the
+    chat template's `tools` argument.
+    """
     if not tokenizer.chat_template:
         raise RewardkitError("the tokenizer has no chat template: call install_chat_template first")
-    text = tokenizer.apply_chat_template(messages, tokenize=False)
+    messages, carried = split_tools(messages)
+    tools = tools or carried
+    text = (
+        tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
+        if tools
+        else (tokenizer.apply_chat_template(messages, tokenize=False))
+    )
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def split_tools(messages: list[Message]) -> tuple[list[Message], list | None]:
+    """(messages without the carried tool list, the tool list or None)."""
+    if messages and TOOLS_KEY in messages[0]:
+        head = {k: v for k, v in messages[0].items() if k != TOOLS_KEY}
+        return [head, *messages[1:]], messages[0][TOOLS_KEY]
+    return messages, None
+
+
+_PROBE = "\u2063rewardkit-probe\u2063"  # text no real answer contains
+
+
+def answer_suffix(tokenizer) -> str:
+    """What the chat template writes after an assistant answer's text (ChatML: "<|im_end|>\\n",
+    Llama-3: "<|eot_id|>", Gemma: "<end_of_turn>\\n", a registry template: its suffix, often "")."""
+    probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": _PROBE}]
+    text = tokenizer.apply_chat_template(probe, tokenize=False)
+    at = text.rfind(_PROBE)
+    return text[at + len(_PROBE) :] if at >= 0 else ""
+
+
+def complete_turn(text: str, suffix: str, special_tokens: list[str], eos_token: str | None) -> str:
+    """A formatted text as the chat template would have ended it, so the reward is read at the same token.
+
+    OpenRLHF's remote-RM client (and any client that decodes generated ids) sends prompt + answer
+    ending at the EOS token, e.g. "...4<|im_end|>", while the template writes "...4<|im_end|>\\n" and
+    the reward model, trained on template output, reads the reward at the last token. The rule:
+
+    * the text already ends with the whole `suffix`: unchanged;
+    * it ends with a beginning of `suffix` that stops right after a special token (the end-of-turn
+      token): the rest of the suffix is added (ChatML's "\\n", Gemma's "\\n");
+    * the template writes nothing special after an answer and the text ends with an EOS the
+      template never writes: that EOS is removed (the reward is read at the answer's last token, as
+      for the same conversation sent as messages).
+
+    Example:
+        >>> complete_turn("<|im_start|>assistant\\n4<|im_end|>", "<|im_end|>\\n", ["<|im_end|>"], "<|im_end|>")
+        '<|im_start|>assistant\\n4<|im_end|>\\n'
+    """
+    if not suffix or text.endswith(suffix):
+        if eos_token and not suffix and text.endswith(eos_token):
+            return text[: -len(eos_token)]
+        return text
+    for token in sorted(special_tokens, key=len, reverse=True):
+        at = suffix.find(token)
+        while at >= 0:
+            head = suffix[: at + len(token)]
+            if text.endswith(head):
+                return text + suffix[len(head) :]
+            at = suffix.find(token, at + 1)
+    return text
 
 
 @dataclass
@@ -98,8 +184,8 @@ def encode_pair(tokenizer, pair: PreferencePair, max_length: int) -> EncodedPair
     prompt, trimmed = list(pair.prompt), 0
     while True:
         head = ([{"role": "system", "content": pair.system}] if pair.system else []) + prompt
-        chosen = encode(tokenizer, head + [{"role": "assistant", "content": pair.chosen}])
-        rejected = encode(tokenizer, head + [{"role": "assistant", "content": pair.rejected}])
+        chosen = encode(tokenizer, head + [pair.chosen_answer()], tools=pair.tools)
+        rejected = encode(tokenizer, head + [pair.rejected_answer()], tools=pair.tools)
         if max(len(chosen), len(rejected)) <= max_length:
             return EncodedPair(chosen, rejected, trimmed, pair.margin, pair.source)
         prompt = _trim_oldest(prompt)
@@ -115,11 +201,12 @@ def encode_for_scoring(tokenizer, messages: list[Message], max_length: int) -> t
     tokens are cut after the leading special tokens (`clip_tokens`: what the model reads the reward
     from stays, at either end) and the result is flagged.
     """
+    messages, tools = split_tools(list(messages))
     system = messages[:1] if messages and messages[0]["role"] == "system" else []
     body, answer = messages[len(system) : -1], messages[-1:]
     truncated = False
     while True:
-        ids = encode(tokenizer, system + body + answer)
+        ids = encode(tokenizer, system + body + answer, tools=tools)
         if len(ids) <= max_length:
             return ids, truncated
         shorter = _trim_oldest(body)

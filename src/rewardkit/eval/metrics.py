@@ -86,10 +86,18 @@ class ItemScores:
     rejected_len: list[float]
     truncated: list[bool]
     sub_scores: list[dict[str, float]]
+    id: str | int | None = None
 
     @classmethod
     def from_scores(
-        cls, source: str, subset: str, scores: list[Score], lengths: list[float], *, n_chosen: int
+        cls,
+        source: str,
+        subset: str,
+        scores: list[Score],
+        lengths: list[float],
+        *,
+        n_chosen: int,
+        item_id: str | int | None = None,
     ):
         vals = [float(s.score) for s in scores]
         return cls(
@@ -101,6 +109,7 @@ class ItemScores:
             lengths[n_chosen:],
             [bool(s.truncated) for s in scores],
             [dict(s.sub_scores) for s in scores],
+            item_id,
         )
 
     @property
@@ -113,6 +122,7 @@ class ItemScores:
 
     def as_row(self) -> dict:
         return {
+            **({"id": self.id} if self.id is not None else {}),
             "source": self.source,
             "subset": self.subset,
             "chosen_scores": self.chosen,

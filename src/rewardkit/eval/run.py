@@ -19,6 +19,7 @@ import numpy as np
 from rewardkit.data.schema import NWayItem
 from rewardkit.errors import RewardkitError
 from rewardkit.eval import metrics as M
+from rewardkit.eval import rewardbench as RB
 from rewardkit.scorers.base import Group, RewardModel
 
 log = logging.getLogger(__name__)
@@ -134,8 +135,12 @@ def _sections(sections_file: str | Path | None, subsets: list[str]) -> tuple[dic
     """The sections to report (None: none asked for) and the warnings about them, logged here."""
     if sections_file is None:
         return None, []
-    sections = load_sections(sections_file)
-    warnings = check_sections_against_data(sections, subsets, sections_file)
+    sections, warnings = load_sections(sections_file), []
+    if _missing_rule(sections_file) == "skip":  # RewardBench's section files: absent subsets left out
+        sections, warnings = RB.skip_missing(sections, set(subsets))
+        if not sections:
+            raise RewardkitError(f"--sections {sections_file}: none of its subsets are in the data")
+    warnings += check_sections_against_data(sections, subsets, sections_file)
     for w in warnings:
         log.warning(w)
     return sections, warnings
@@ -193,6 +198,10 @@ def load_sections(path: str | Path) -> dict[str, dict[str, float | None]]:
     except yaml.YAMLError as e:
         raise RewardkitError(f"--sections {p}: not valid YAML/JSON ({str(e).splitlines()[0]})") from None
     accepted = "a mapping of section name -> list of subsets, or -> {subset: positive weight}"
+    if isinstance(raw, dict):
+        if RB.missing_subsets_rule(raw) == "invalid":
+            raise RewardkitError(f"--sections {p}: missing_subsets must be error or skip")
+        raw = {k: v for k, v in raw.items() if k != "missing_subsets"}
     if not isinstance(raw, dict) or not raw:
         raise RewardkitError(f"--sections {p}: expected {accepted}")
     sections: dict[str, dict[str, float | None]] = {}
@@ -225,6 +234,13 @@ def load_sections(path: str | Path) -> dict[str, dict[str, float | None]]:
             owner[sub] = str(name)
         sections[str(name)] = entries
     return sections
+
+
+def _missing_rule(path: str | Path) -> str:
+    import yaml
+
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return RB.missing_subsets_rule(raw) if isinstance(raw, dict) else "error"
 
 
 def check_sections_against_data(
@@ -295,8 +311,15 @@ def score_items(
             raise RewardkitError(
                 f"{it.source}: the model gave a non-finite score ({bad[0]}); scores must be finite"
             )
-        lengths = [float(s.num_tokens if use_tokens else len(a)) for s, a in zip(mine, answers, strict=True)]
-        records.append(M.ItemScores.from_scores(it.source, subset, mine, lengths, n_chosen=len(it.chosen)))
+        lengths = [
+            float(s.num_tokens if use_tokens else len(a if isinstance(a, str) else a["content"]))
+            for s, a in zip(mine, answers, strict=True)
+        ]
+        records.append(
+            M.ItemScores.from_scores(
+                it.source, subset, mine, lengths, n_chosen=len(it.chosen), item_id=getattr(it, "id", None)
+            )
+        )
     return records, "tokens" if use_tokens else "characters"
 
 
@@ -338,7 +361,13 @@ def summarize(
         "n_conversations": len(all_scores),
         "near_tie_tol": tol,
     }
-    out.update(_accuracy_summary(credit, margins, subsets, tol, sections, n_boot, seed))
+    rules = {}  # subsets scored by their own rule instead of best-of-N credit (RewardBench 2's Ties)
+    for g in {g for g in subsets if RB.is_ties_subset(g)}:
+        mine = [r for r in records if r.subset == g]
+        value = RB.ties_score([r.id for r in mine], [r.chosen for r in mine], [r.rejected for r in mine])
+        if value is not None:
+            rules[g] = value
+    out.update(_accuracy_summary(credit, margins, subsets, tol, sections, n_boot, seed, rules))
     conf, correct = M.pair_confidence(margins)
     table = M.reliability_table(conf, correct, n_bins)
     out["calibration"] = {"ece": M.expected_calibration_error(table), "n_bins": n_bins, "table": table}
@@ -350,8 +379,12 @@ def summarize(
     return out
 
 
-def _accuracy_summary(credit, margins, subsets, tol, sections, n_boot, seed) -> dict:
+def _accuracy_summary(credit, margins, subsets, tol, sections, n_boot, seed, rules=None) -> dict:
     overall, per, boot = M.mean_stats(credit, subsets, n_boot, seed)
+    for g, value in (rules or {}).items():  # a whole-subset score: no per-item bootstrap interval
+        per[g] = {**M.ci_stat(value, None), "rule": "rewardbench2_ties"}
+        if boot:
+            boot[g] = np.full_like(boot[g], value)
     out: dict[str, Any] = {"accuracy": overall, "subsets": {}, "sections": None, "section_score": None}
     out["tie_rate"], out["near_tie_rate"] = M.tie_rates(margins, tol)
     counts = Counter(subsets)

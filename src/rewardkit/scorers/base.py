@@ -45,11 +45,14 @@ class Group(NamedTuple):
     """Answers to one prompt, scored together: a pair is a group of two, best-of-N a group of N."""
 
     prompt: Messages
-    answers: Sequence[str]
+    answers: Sequence[str | dict]  # a text, or an assistant message (e.g. one that calls tools)
 
     def conversations(self) -> list[Messages]:
         """Each answer as a full conversation (the prompt, then the answer as the assistant turn)."""
-        return [list(self.prompt) + [{"role": "assistant", "content": a}] for a in self.answers]
+        return [
+            list(self.prompt) + [dict(a) if isinstance(a, dict) else {"role": "assistant", "content": a}]
+            for a in self.answers
+        ]
 
 
 @runtime_checkable

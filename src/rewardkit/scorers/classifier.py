@@ -15,7 +15,7 @@ import torch
 
 from rewardkit.core.batching import batch_fill, length_batches, pad_rows
 from rewardkit.core.prefix import UnsupportedCache, prefix_group_rewards, supports_prefix_sharing
-from rewardkit.data.tokenize import clip_tokens, encode, encode_for_scoring
+from rewardkit.data.tokenize import answer_suffix, clip_tokens, complete_turn, encode, encode_for_scoring
 from rewardkit.scorers.base import Group, Messages, PointwiseMixin, Score
 
 logger = logging.getLogger(__name__)
@@ -88,7 +88,21 @@ class ClassifierRM(PointwiseMixin):
 
     def count_text_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens each formatted text takes before any trimming (as `score_texts` reads it)."""
-        return [len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+        return [
+            len(self.tokenizer(self.complete_text(t), add_special_tokens=False)["input_ids"]) for t in texts
+        ]
+
+    def complete_text(self, text: str) -> str:
+        """`text` ended as the chat template ends an answer (`data.tokenize.complete_turn`), so a client's
+        decoded "prompt + answer + EOS" gets the reward the same conversation gets as messages."""
+        if getattr(self, "_turn_end", None) is None:  # (suffix, special tokens), worked out once
+            tok = self.tokenizer
+            special = list(tok.all_special_tokens) + [
+                t.content for t in tok.added_tokens_decoder.values() if t.special
+            ]
+            self._turn_end = (answer_suffix(tok) if tok.chat_template else "", special)
+        suffix, special = self._turn_end
+        return complete_turn(text, suffix, special, self.tokenizer.eos_token)
 
     def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         encoded = [encode_for_scoring(self.tokenizer, list(conv), self.max_length) for conv in conversations]
@@ -124,10 +138,11 @@ class ClassifierRM(PointwiseMixin):
         ]
 
     def score_texts(self, texts: Sequence[str]) -> list[Score]:
-        """Score already formatted texts (no template applied, no special tokens added)."""
+        """Score already formatted texts (no template applied, no special tokens added); a text that
+        stops at the end-of-turn token gets the rest of the template's turn ending (`complete_text`)."""
         rows, truncated = [], []
         for text in texts:
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer(self.complete_text(text), add_special_tokens=False)["input_ids"]
             rows.append(clip_tokens(self.tokenizer, ids, self.max_length))
             truncated.append(len(ids) > self.max_length)
         return self.score_encoded(rows, truncated)

@@ -80,6 +80,13 @@ def load_reward_model(path: str, kind: str = "auto", **options):
     if kind not in KINDS:
         raise RewardkitError(f"--kind {kind}: accepted kinds are {', '.join(KINDS)}")
     why = "given by --kind"
+    if not path.startswith("packaged:"):
+        from rewardkit.core.loading import resolve_hub_model
+
+        local = resolve_hub_model(path, trust_remote_code=bool(options.get("trust_remote_code")))
+        if local != path:
+            logger.info("--model %s: the Hub model in the local cache, %s", path, local)
+            path = local
     if kind == "auto":
         kind, why = detect_kind(path, options.get("gguf_file"))
     logger.info("reward model %s: kind %s (%s)", path, kind, why)

@@ -6,6 +6,7 @@ import logging
 
 from tqdm.auto import tqdm
 
+from rewardkit.data.dataset_info import resolve as resolve_dataset_info
 from rewardkit.data.loading import DropReport, load_pairs, split_pairs
 from rewardkit.data.schema import PreferencePair
 from rewardkit.data.tokenize import common_prefix_len, encode_pair
@@ -23,11 +24,25 @@ def read_splits(
     max_train_samples: int | None,
     max_eval_samples: int | None,
     seed: int,
+    dataset_info: str | None = None,
+    dataset: str | None = None,
 ) -> tuple[list[PreferencePair], list[PreferencePair], DropReport]:
-    """Train and validation pairs (validation split off the training data when no files are given)."""
+    """Train and validation pairs (validation split off the training data when no files are given).
+
+    `dataset_info` + `dataset`: LLaMA-Factory's dataset_info.json and entry names, read with their
+    column mappings (`data.dataset_info`) and added to the training pairs.
+    """
     train, report = (
         load_pairs(train_file_dir or dataset_name) if (train_file_dir or dataset_name) else ([], DropReport())
     )
+    if dataset_info:
+        for spec in resolve_dataset_info(dataset_info, dataset or ""):
+            pairs, spec_report = load_pairs(spec.path, columns=spec.columns)
+            logger.info(
+                "--dataset %s: %d pairs from %s (%s)", spec.name, len(pairs), spec.path, spec_report.summary()
+            )
+            train += pairs
+            report.merge(spec_report)
     if validation_file_dir:
         validation, eval_report = load_pairs(validation_file_dir)
         report.merge(eval_report)

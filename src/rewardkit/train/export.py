@@ -39,7 +39,8 @@ def export_model(
         mode: "merged" (LoRA folded into the weights), "adapter" (PEFT adapter with the head), or "both"
             (merged in output_dir, adapter in output_dir/adapter).
         dtype: cast the merged weights to this dtype (the base model's) before saving.
-        reward_stats: {"reward_mean", "reward_std"} written into config.json for optional normalisation.
+        reward_stats: {"reward_mean", "reward_std"} written into config.json for optional normalisation
+            (also as OpenRLHF's `mean`/`std`).
         quantized: the base is 4/8-bit; it cannot be merged, so only the adapter is written.
         state_dict: the full weights from `gather_full_state_dict` when `model`'s own parameters are
             shards (ZeRO-3, FSDP); None when they are whole.
@@ -67,6 +68,11 @@ def export_model(
             plain = plain.to(dtype)
         if num_labels is not None:
             plain.config.num_labels = num_labels
+        if num_labels == 1:
+            # transformers' text-classification pipeline (and vLLM's classify) apply sigmoid to a one-label
+            # head unless the problem type says regression: a reward must come out raw.
+            plain.config.problem_type = "regression"
+            plain.config.id2label, plain.config.label2id = {0: "reward"}, {"reward": 0}
         plain.config.pad_token_id = tokenizer.pad_token_id
         plain.config.use_cache = True
         _add_stats(plain.config, reward_stats)
@@ -140,5 +146,8 @@ def materialize(model, state_dict: dict[str, torch.Tensor]):
 
 
 def _add_stats(config, stats: dict[str, float] | None) -> None:
+    """reward_mean/reward_std, and the same values as OpenRLHF's names (mean/std) for tools that read those."""
     for key, value in (stats or {}).items():
         setattr(config, key, float(value))
+        if key in ("reward_mean", "reward_std"):
+            setattr(config, key.removeprefix("reward_"), float(value))

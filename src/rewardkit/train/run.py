@@ -11,13 +11,16 @@ from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
 from rewardkit.core.loading import ensure_pad_token, load_sequence_classifier, load_tokenizer, torch_dtype
 from rewardkit.core.packing import supports_packing
 from rewardkit.core.rewards import is_decoder
+from rewardkit.data.templates import RAW_TEXT
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.errors import RewardkitError
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
 from rewardkit.train.lora import apply_lora
+from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
+from rewardkit.train.preflight import check_run, push_folder
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
@@ -30,10 +33,13 @@ def run_train(
     to `training_args.output_dir`; returns the metrics."""
     from transformers import set_seed
 
+    check_run(training_args)  # reporting integrations and --push_to_hub, before anything loads
     if script_args.objective == "prm":
         from rewardkit.train.prm import run_train_prm
 
         return run_train_prm(model_args, data_args, training_args, script_args)
+    # The Trainer would push its own (adapter) checkpoints; the exported model is pushed by _export.
+    push, training_args.push_to_hub = training_args.push_to_hub, False
 
     set_seed(training_args.seed)
     _prepare(training_args, model_args)
@@ -46,8 +52,10 @@ def run_train(
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
+        dataset_info=data_args.dataset_info,
+        dataset=data_args.dataset,
     )
-    tokenizer, model = _load(model_args, script_args)
+    tokenizer, model, template = _load(model_args, script_args)
     max_length = _resolve_max_length(data_args.full_max_length, model)
     with training_args.main_process_first(desc="tokenizing"):
         train_ds = (
@@ -85,7 +93,15 @@ def run_train(
         metrics["eval"] = _evaluate(trainer, eval_ds)
         stats = reward_statistics(trainer, eval_ds)
     if training_args.do_train:
-        _export(trainer, tokenizer, model_args, training_args, script_args, stats, metrics)
+        _export(
+            trainer,
+            tokenizer,
+            (model_args, data_args, training_args, script_args),
+            stats,
+            metrics,
+            template=template,
+            push=push,
+        )
     return metrics
 
 
@@ -108,7 +124,7 @@ def _prepare(training_args, model_args: ModelArguments) -> None:
 
 
 def _load(model_args: ModelArguments, script_args: ScriptArguments):
-    """(tokenizer, sequence classifier) with a pad token and the chat template installed."""
+    """(tokenizer, sequence classifier, template description) with a pad token and the chat template installed."""
     tokenizer = load_tokenizer(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path,
         gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
@@ -130,8 +146,14 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
         flag="--model_name_or_path",
     )
     ensure_pad_token(tokenizer, model)
-    logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
-    return tokenizer, model
+    template = install_chat_template(tokenizer, script_args.template_name)
+    logger.info("chat template: %s", template)
+    if script_args.template_name != RAW_TEXT:
+        logger.info(
+            "token stream: every row, string rows (TRL standard format) included, is rendered with this chat "
+            "template; --template_name raw_text gives TRL's stream (prompt + answer text + EOS)"
+        )
+    return tokenizer, model, template
 
 
 def _with_lora(model, script_args: ScriptArguments, quantized: bool):
@@ -170,8 +192,10 @@ def _evaluate(trainer: RewardTrainer, eval_ds) -> dict:
     return eval_metrics
 
 
-def _export(trainer, tokenizer, model_args, training_args, script_args, stats, metrics: dict) -> None:
-    """Write the model (rank 0), with the reward statistics and the run's metrics."""
+def _export(trainer, tokenizer, args: tuple, stats, metrics: dict, *, template: str, push: bool) -> None:
+    """Write the model (rank 0) with the reward statistics, its model card and the run's metrics;
+    push the folder to the Hub when asked."""
+    model_args, data_args, training_args, script_args = args
     # ZeRO-3 / FSDP: every rank sends its shard of the weights; None when each rank holds them whole.
     full_weights = gather_full_state_dict(trainer.accelerator, trainer.model_wrapped)
     if not trainer.is_world_process_zero():
@@ -187,8 +211,32 @@ def _export(trainer, tokenizer, model_args, training_args, script_args, stats, m
         state_dict=full_weights,
     )
     logger.info("saved reward model to %s", ", ".join(map(str, written)))
+    card = write_model_card(
+        training_args.output_dir,
+        base_model=model_args.model_name_or_path,
+        data=_data_sources(data_args),
+        eval_metrics=metrics.get("eval"),
+        use_peft=script_args.use_peft,
+        template=template,
+        model_id=training_args.hub_model_id if push else None,
+    )
+    logger.info("model card: %s", card)
+    if push:
+        metrics["hub_repo"] = push_folder(
+            training_args.output_dir,
+            training_args.hub_model_id,
+            training_args.hub_token,
+            training_args.hub_private_repo,
+        )
     with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:
         json.dump(metrics, f, indent=2, default=str)
+
+
+def _data_sources(data_args: DataArguments) -> list[str]:
+    sources = [data_args.train_file_dir or data_args.dataset_name, data_args.validation_file_dir]
+    if data_args.dataset_info:
+        sources.append(f"{data_args.dataset_info} (LLaMA-Factory): {data_args.dataset}")
+    return [str(s) for s in sources if s]
 
 
 def _resolve_max_length(requested: int, model) -> int:
