@@ -43,6 +43,7 @@ import pytest
 from rewardkit import cli
 from rewardkit.errors import RewardkitError
 
+NO_OPTIONS = {"env"}  # commands with no options to parse (`rewardkit env` prints versions)
 REPO = Path(__file__).resolve().parents[2]
 NOT_SHELL = {"python", "py", "pycon", "json", "jsonl", "yaml", "yml", "toml"}
 CONTROL = {"|", "||", "&&", ";", "&"}
@@ -184,6 +185,8 @@ def parse_problem(argv: list[str], monkeypatch) -> str | None:
         return (
             f"a usage synopsis, not a command ({' '.join(synopsis_words(argv))}): show one concrete command"
         )
+    if argv[0] in NO_OPTIONS:  # takes no flags: it must refuse any
+        return None if len(argv) == 1 else f"rewardkit {argv[0]} takes no options"
     monkeypatch.chdir(REPO)  # configs/... and other repository paths are relative to the root
     monkeypatch.setattr(HfArgumentParser, "parse_args_into_dataclasses", _parse_only)
     monkeypatch.setattr(HfArgumentParser, "parse_dict", _parse_dict_only)

@@ -31,8 +31,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from rewardkit.data.formats import _fail, _prompt
+from rewardkit.data.formats import _prompt
 from rewardkit.data.loading import DropReport, Paths, _row_sources, find_inputs
+from rewardkit.data.messages import fail as _fail
 from rewardkit.data.schema import Message
 from rewardkit.errors import DataError, RewardkitError
 

@@ -84,13 +84,14 @@ class InspectDataArguments:
 
 def read_items(path: str, limit: int):
     """The first `limit` rows of a scoring input, parsed as `rewardkit score` parses them."""
-    from rewardkit.scoring import _input_rows, _parse
+    from rewardkit.data.rows import parse_score_row
+    from rewardkit.scoring import _input_rows
 
     if not Path(path).is_file():
         raise RewardkitError(f"--input {path}: no such file")
     items = []
     for lineno, raw in _input_rows(path):
-        item = _parse(path, lineno, raw)
+        item = parse_score_row(path, lineno, raw)
         if isinstance(item, RewardkitError):
             raise item
         items.append(item)
