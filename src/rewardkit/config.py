@@ -14,6 +14,7 @@ from rewardkit.errors import RewardkitError
 KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
+ENSEMBLE_AGGREGATES = ("mean", "min", "mean_minus_std")  # what `Score.score` of a head ensemble is
 TEMPLATES_HELP = "vicuna, alpaca, chatml, qwen, llama3, plain, or auto (the tokenizer's own chat template)"
 
 
@@ -141,11 +142,59 @@ class ScriptArguments:
         },
     )
 
+    # Reward hacking defences (docs/robustness.md).
+    length_debias: bool = field(
+        default=False,
+        metadata={"help": "ODIN: train a quality head and a length head; export the quality head only."},
+    )
+    length_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of 1 - Pearson(length head, length)."}
+    )
+    decorrelation_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of |Pearson(quality head, length)|."}
+    )
+    orthogonality_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of |w_quality . w_length|."}
+    )
+    ensemble_size: int = field(
+        default=1, metadata={"help": "K > 1: K score heads on one backbone, each on its own bootstrap."}
+    )
+    ensemble_aggregate: str = field(
+        default="mean",
+        metadata={
+            "help": "The ensemble's score saved as default: mean, min, mean_minus_std.",
+            "choices": list(ENSEMBLE_AGGREGATES),
+        },
+    )
+    ensemble_lambda: float = field(default=1.0, metadata={"help": "lambda of mean_minus_std."})
+    calibrate: bool = field(
+        default=False,
+        metadata={"help": "Fit a temperature on the validation pairs after training (saved in config.json)."},
+    )
+
     def __post_init__(self):
         if self.lora_rank < 1:
             raise RewardkitError("--lora_rank must be at least 1")
         if self.center_rewards_coefficient < 0:
             raise RewardkitError("--center_rewards_coefficient must be >= 0")
+        check_robust_training(self)
+
+
+def check_robust_training(args: ScriptArguments) -> None:
+    """The --length_debias / --ensemble_size / --calibrate flags, checked together."""
+    for name in ("length_weight", "decorrelation_weight", "orthogonality_weight", "ensemble_lambda"):
+        if getattr(args, name) < 0:
+            raise RewardkitError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.ensemble_size < 1:
+        raise RewardkitError(f"--ensemble_size must be at least 1, got {args.ensemble_size}")
+    if args.ensemble_aggregate not in ENSEMBLE_AGGREGATES:
+        raise RewardkitError(f"--ensemble_aggregate: accepted values are {', '.join(ENSEMBLE_AGGREGATES)}")
+    if args.length_debias and args.ensemble_size > 1:
+        raise RewardkitError("--length_debias and --ensemble_size > 1: choose one (each needs its own heads)")
+    if args.length_debias and args.export != "merged":
+        raise RewardkitError(
+            "--length_debias exports the quality head as a plain checkpoint: use --export merged"
+        )
 
 
 # transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
@@ -211,6 +260,16 @@ class RewardModelArguments:
     max_new_tokens: int = field(
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
+    ensemble_aggregate: str | None = field(
+        default=None,
+        metadata={
+            "help": "Head ensembles: the score is mean, min or mean_minus_std (default: saved in training).",
+            "choices": list(ENSEMBLE_AGGREGATES),
+        },
+    )
+    ensemble_lambda: float | None = field(
+        default=None, metadata={"help": "Head ensembles: lambda of mean_minus_std (default: saved)."}
+    )
 
     def __post_init__(self):
         if not self.model:
@@ -237,6 +296,9 @@ class RewardModelArguments:
         )
         if self.kind == "generative" or (self.kind == "auto" and self.mode != "pairwise"):
             options.update(mode=self.mode, max_new_tokens=self.max_new_tokens)
+        for name in ("ensemble_aggregate", "ensemble_lambda"):
+            if getattr(self, name) is not None:
+                options[name] = getattr(self, name)
         return load_reward_model(self.model, kind=self.kind, **options)
 
 

@@ -18,6 +18,7 @@ from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
 from rewardkit.train.lora import apply_lora
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
+from rewardkit.train.robust import calibration_entries, robust_training
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
@@ -51,6 +52,10 @@ def run_train(
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
     )
+    if script_args.calibrate and not eval_pairs:
+        raise RewardkitError(
+            "--calibrate needs validation pairs: give --validation_file_dir or --validation_split_percentage > 0"
+        )
     tokenizer = load_tokenizer(
         model_args.tokenizer_name_or_path or model_args.model_name_or_path,
         gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
@@ -72,6 +77,8 @@ def run_train(
         flag="--model_name_or_path",
     )
     ensure_pad_token(tokenizer, model)
+    # --length_debias / --ensemble_size: the head grows before LoRA wraps it (docs/robustness.md)
+    objective, head_rows, extra_config = robust_training(model, script_args, training_args.seed)
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
     max_length = _resolve_max_length(data_args.full_max_length, model)
 
@@ -119,6 +126,7 @@ def run_train(
         data_collator=collator,
         forward=pair_forward,
         center_rewards_coefficient=script_args.center_rewards_coefficient,
+        objective=objective,
     )
     metrics: dict = {"data": report.to_dict(), "max_length": max_length}
     if training_args.do_train:
@@ -140,6 +148,9 @@ def run_train(
         trainer.save_metrics("eval", eval_metrics)
         metrics["eval"] = eval_metrics
         stats = reward_statistics(trainer, eval_ds)
+        if script_args.calibrate:
+            extra_config.update(calibration_entries(trainer, eval_ds))
+            metrics["calibration"] = {k: extra_config[k] for k in ("reward_temperature",)}
     # ZeRO-3 / FSDP: every rank sends its shard of the weights; None when each rank holds them whole.
     full_weights = (
         gather_full_state_dict(trainer.accelerator, trainer.model_wrapped) if training_args.do_train else None
@@ -154,6 +165,8 @@ def run_train(
             reward_stats=stats,
             quantized=quantized,
             state_dict=full_weights,
+            head_rows=head_rows,
+            extra_config=extra_config,
         )
         logger.info("saved reward model to %s", ", ".join(map(str, written)))
         with open(f"{training_args.output_dir}/rewardkit_metrics.json", "w") as f:

@@ -29,20 +29,31 @@ class RewardTrainer(Trainer):
         center_rewards_coefficient: weight of the reward-centering term (0 disables it).
         forward: function(model, batch) -> (chosen rewards, rejected rewards); defaults to the
             two-row layout (chosen rows then rejected rows).
+        objective: function(model, batch, chosen, rejected) -> (loss, chosen reward, rejected reward,
+            {name: value} logged during training), for heads with several outputs (`train.debias`,
+            `train.ensemble`); the rewards it returns are the ones validated and predicted. Default:
+            the Bradley-Terry loss on the one-output rewards.
     """
 
-    def __init__(self, *args, center_rewards_coefficient: float = 0.0, forward=None, **kwargs):
+    def __init__(
+        self, *args, center_rewards_coefficient: float = 0.0, forward=None, objective=None, **kwargs
+    ):
         kwargs.setdefault("compute_metrics", compute_reward_metrics)
         super().__init__(*args, **kwargs)
         self.center_rewards_coefficient = center_rewards_coefficient
         self.pair_forward = forward or stacked_pair_rewards
+        self.objective = objective
         self._train_stats: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         chosen, rejected = self.pair_forward(model, inputs)
-        loss = bradley_terry_loss(chosen, rejected, inputs.get("margin"), self.center_rewards_coefficient)
+        extra: dict[str, float] = {}
+        if self.objective is not None:
+            loss, chosen, rejected, extra = self.objective(model, inputs, chosen, rejected)
+        else:
+            loss = bradley_terry_loss(chosen, rejected, inputs.get("margin"), self.center_rewards_coefficient)
         if model.training:
-            for key, value in pairwise_metrics(chosen, rejected).items():
+            for key, value in {**pairwise_metrics(chosen, rejected), **extra}.items():
                 self._train_stats[key].append(value)
         if return_outputs:
             return loss, {"rewards_chosen": chosen, "rewards_rejected": rejected}

@@ -1,0 +1,81 @@
+"""`rewardkit train --length_debias / --ensemble_size / --calibrate` end to end on a tiny Llama."""
+
+import json
+
+import pytest
+import torch
+from conftest import write_synthetic_pairs
+from transformers import AutoConfig, AutoModelForSequenceClassification
+
+from rewardkit.cli import main
+from rewardkit.scorers.load import load_reward_model
+
+PROMPT = [{"role": "user", "content": "What is 2+2?"}]
+
+
+def _train(tmp_path, model_dir, *extra):
+    write_synthetic_pairs(tmp_path / "train.jsonl", 24, 0)
+    out = tmp_path / "rm"
+    args = [
+        "train", "--model_name_or_path", str(model_dir), "--train_file_dir", str(tmp_path / "train.jsonl"),
+        "--validation_split_percentage", "25", "--output_dir", str(out), "--max_steps", "3",
+        "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "4", "--report_to", "none",
+        "--max_length", "1024", "--logging_steps", "1", "--save_strategy", "no", "--use_cpu", "true",
+        *extra,
+    ]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+@pytest.mark.parametrize(("use_peft", "packing"), [("true", "auto"), ("false", "off")])
+def test_length_debias_exports_plain_quality_head(tmp_path, tiny_llama_dir, use_peft, packing):
+    out = _train(
+        tmp_path, tiny_llama_dir, "--length_debias", "true", "--use_peft", use_peft, "--packing", packing
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert (
+        len(config["id2label"]) == 1 and config["rewardkit_length_debias"]["exported"] == "quality head only"
+    )
+    model = AutoModelForSequenceClassification.from_pretrained(out)  # the seed's snippet loads it as is
+    assert model.score.weight.shape[0] == 1
+    log = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any("quality_pearson" in e and "length_pearson" in e for e in log)
+    rm = load_reward_model(str(out))
+    assert len(rm.score([[*PROMPT, {"role": "assistant", "content": "4"}]])) == 1
+
+
+@pytest.mark.parametrize(("use_peft", "packing"), [("true", "auto"), ("false", "off")])
+def test_ensemble_trains_k_heads_and_scores_aggregates(tmp_path, tiny_llama_dir, use_peft, packing):
+    out = _train(
+        tmp_path, tiny_llama_dir, "--ensemble_size", "3", "--ensemble_aggregate", "mean_minus_std",
+        "--ensemble_lambda", "0.5", "--use_peft", use_peft, "--packing", packing, "--calibrate", "true",
+    )  # fmt: skip
+    config = AutoConfig.from_pretrained(out)
+    assert config.num_labels == 3 and config.rewardkit_ensemble["size"] == 3
+    assert config.rewardkit_ensemble["aggregate"] == "mean_minus_std" and config.reward_temperature > 0
+    model = AutoModelForSequenceClassification.from_pretrained(out)  # transformers alone
+    assert model.score.weight.shape[0] == 3
+    rm = load_reward_model(str(out))
+    (score,) = rm.score_detailed([[*PROMPT, {"role": "assistant", "content": "4"}]])
+    members = torch.tensor([score.sub_scores[f"member_{i}"] for i in range(3)])
+    assert score.sub_scores["ensemble_mean"] == pytest.approx(members.mean().item(), abs=1e-5)
+    std = members.std(unbiased=False).item()
+    assert score.sub_scores["ensemble_std"] == pytest.approx(std, abs=1e-5) and std > 0
+    assert score.score == pytest.approx(members.mean().item() - 0.5 * std, abs=1e-5)
+    # the pair path (prefix sharing) gives the same numbers as scoring one by one
+    c, _ = rm.score_pairs_detailed([PROMPT], ["4"], ["5"])
+    assert c[0].score == pytest.approx(score.score, abs=1e-4)
+    assert c[0].sub_scores["ensemble_min"] == pytest.approx(members.min().item(), abs=1e-4)
+    rm_min = load_reward_model(str(out), ensemble_aggregate="min")
+    assert rm_min.score([[*PROMPT, {"role": "assistant", "content": "4"}]])[0] == pytest.approx(
+        members.min().item(), abs=1e-5
+    )
+
+
+def test_robust_flags_checked_before_work(tmp_path, tiny_llama_dir, capsys):
+    with pytest.raises(AssertionError):
+        _train(tmp_path, tiny_llama_dir, "--length_debias", "true", "--ensemble_size", "2")
+    assert "--length_debias and --ensemble_size > 1: choose one" in capsys.readouterr().err
+    with pytest.raises(AssertionError):
+        _train(tmp_path, tiny_llama_dir, "--calibrate", "true", "--validation_split_percentage", "0")
+    assert "--calibrate needs validation pairs" in capsys.readouterr().err
