@@ -324,6 +324,14 @@ class EvalArguments:
     )
     seed: int = field(default=0, metadata={"help": "Bootstrap seed."})
     batch_size: int = field(default=32, metadata={"help": "Conversations per scoring call."})
+    stress: bool = field(
+        default=False,
+        metadata={"help": "Re-score pairs with seeded style/length perturbations (docs/robustness.md)."},
+    )
+    calibrated: bool = field(
+        default=False,
+        metadata={"help": "Also report ECE of sigmoid(margin / T), T from `rewardkit train --calibrate`."},
+    )
 
     def __post_init__(self):
         if not self.data:

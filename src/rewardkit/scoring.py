@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardkit.config import ENSEMBLE_AGGREGATES
 from rewardkit.errors import DataError, RewardkitError
 
 logger = logging.getLogger("rewardkit.score")
@@ -109,6 +111,22 @@ class ScoreArguments:
     max_new_tokens: int = field(
         default=256, metadata={"help": "Generative judges: tokens generated per verdict."}
     )
+    ensemble_aggregate: str | None = field(
+        default=None,
+        metadata={
+            "help": "Head ensembles: score = mean, min or mean_minus_std (default: saved in training).",
+            "choices": list(ENSEMBLE_AGGREGATES),
+        },
+    )
+    ensemble_lambda: float | None = field(
+        default=None, metadata={"help": "Head ensembles: lambda of mean_minus_std (default: saved)."}
+    )
+    calibrated: bool = field(
+        default=False,
+        metadata={
+            "help": "Pairs: also write p_chosen = sigmoid((chosen - rejected) / T), T from --calibrate."
+        },
+    )
 
     def __post_init__(self):
         for flag in ("model", "input", "output"):
@@ -151,6 +169,11 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
     procs = Processes()  # several under `accelerate launch`: each scores a share, the main one writes
     done = procs.from_main(lambda: _prepare_outputs(output, bad_output, args.resume))
     rm = reward_model or _load(args, procs.device)
+    temperature = getattr(rm, "temperature", None) if args.calibrated else None
+    if args.calibrated and temperature is None:
+        raise RewardkitError(
+            f"--calibrated: {args.model} has no reward_temperature in config.json (train it with --calibrate)"
+        )
     if args.normalize and getattr(rm, "normalization", None) is None:
         logger.warning(
             "--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
@@ -170,7 +193,7 @@ def run_score(args: ScoreArguments, reward_model=None) -> dict:
             if bad and not args.skip_bad_lines:
                 raise bad[0]
             good = [p for p in parsed if not isinstance(p, RewardkitError)]
-            scored = iter(procs.gather(_score_chunk(rm, procs.share(good), args.normalize)))
+            scored = iter(procs.gather(_score_chunk(rm, procs.share(good), args.normalize, temperature)))
             for (lineno, raw), item in zip(chunk, parsed):
                 if isinstance(item, RewardkitError):
                     if procs.is_main:
@@ -231,6 +254,11 @@ def _load(args: ScoreArguments, process_device: str | None = None):
         batch_tokens=args.batch_tokens,
         mode=args.mode,
         max_new_tokens=args.max_new_tokens,
+        **{
+            k: getattr(args, k)
+            for k in ("ensemble_aggregate", "ensemble_lambda")
+            if getattr(args, k) is not None
+        },
     )
 
 
@@ -421,8 +449,11 @@ def _as_text(raw: Any) -> Any:
 # ---------------------------------------------------------------- scoring
 
 
-def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
-    """Output rows for `items`, in order: conversations in one scoring call, pairs in another."""
+def _score_chunk(rm, items: list[_Item], normalize: bool, temperature: float | None = None) -> list[dict]:
+    """Output rows for `items`, in order: conversations in one scoring call, pairs in another.
+
+    With a `temperature` (`--calibrated`), pairs also get p_chosen = σ((chosen − rejected) / T).
+    """
     convs = [i for i in items if i.kind == "conversation"]
     pairs = [i for i in items if i.kind == "pair"]
     conv_scores = rm.score_detailed([i.messages for i in convs]) if convs else []
@@ -432,6 +463,9 @@ def _score_chunk(rm, items: list[_Item], normalize: bool) -> list[dict]:
         fields = {**_fields(c, "_chosen", normalize), **_fields(r, "_rejected", normalize)}
         if "truncated_chosen" in fields:
             fields["truncated"] = fields.pop("truncated_chosen") or fields.pop("truncated_rejected")
+        if temperature is not None:
+            x = (c.score - r.score) / temperature
+            fields["p_chosen"] = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
         by_item[id(i)] = fields
     return [{**i.row, **by_item[id(i)]} for i in items]
 

@@ -1,6 +1,7 @@
 """`rewardkit train --length_debias / --ensemble_size / --calibrate` end to end on a tiny Llama."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -70,6 +71,35 @@ def test_ensemble_trains_k_heads_and_scores_aggregates(tmp_path, tiny_llama_dir,
     assert rm_min.score([[*PROMPT, {"role": "assistant", "content": "4"}]])[0] == pytest.approx(
         members.min().item(), abs=1e-5
     )
+    if use_peft == "true":  # the commands, once: eval --stress --calibrated, score --calibrated, serve
+        _commands_on_ensemble(tmp_path, out, rm, config.reward_temperature)
+
+
+def _commands_on_ensemble(tmp_path, out, rm, temperature):
+    from fastapi.testclient import TestClient
+
+    from rewardkit.serve.app import create_app
+
+    data = write_synthetic_pairs(tmp_path / "eval.jsonl", 12, 5)
+    ev = tmp_path / "eval"
+    assert main(["eval", "--model", str(out), "--data", str(data), "--output_dir", str(ev), "--n_boot", "50",
+                 "--stress", "true", "--calibrated", "true"]) == 0  # fmt: skip
+    summary = json.loads((ev / "results.json").read_text())["summary"]
+    assert summary["ensemble"]["members"] == 3 and set(summary["ensemble"]["accuracy"]) >= {"mean", "min"}
+    assert summary["calibrated"]["temperature"] == pytest.approx(temperature)
+    assert summary["stress"]["perturbations"]["filler"]["n"] == 12
+    report = (ev / "report.md").read_text()
+    assert "## Stress tests" in report and "## Ensemble" in report and "## Calibrated probabilities" in report
+    scored = tmp_path / "scored.jsonl"
+    assert main(["score", "--model", str(out), "--input", str(data), "--output", str(scored),
+                 "--calibrated", "true", "--ensemble_aggregate", "min"]) == 0  # fmt: skip
+    row = json.loads(scored.read_text().splitlines()[0])
+    margin = row["score_chosen"] - row["score_rejected"]
+    assert row["p_chosen"] == pytest.approx(1 / (1 + math.exp(-margin / temperature)), abs=1e-6)
+    assert row["score_chosen"] == pytest.approx(row["sub_scores_chosen"]["ensemble_min"], abs=1e-6)
+    with TestClient(create_app(rm)) as client:
+        body = client.post("/compare", json={"prompt": "What is 2+2?", "responses": ["4", "5"]}).json()
+    assert {"ensemble_mean", "ensemble_std", "member_2"} <= set(body["sub_scores"][0])
 
 
 def test_robust_flags_checked_before_work(tmp_path, tiny_llama_dir, capsys):

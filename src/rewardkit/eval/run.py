@@ -19,6 +19,7 @@ import numpy as np
 from rewardkit.data.schema import NWayItem
 from rewardkit.errors import RewardkitError
 from rewardkit.eval import metrics as M
+from rewardkit.eval.robust import robust_summaries
 from rewardkit.scorers.base import Group, RewardModel
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def run_eval(
     near_tie_rel: float = 1e-3,
     n_bins: int = 10,
     progress: bool = True,
+    stress: bool = False,
+    calibrated: bool = False,
 ) -> dict:
     """Evaluate `model` on `items` and write results.json, report.md and plots into `output_dir`.
 
@@ -59,6 +62,9 @@ def run_eval(
         near_tie_rel: a near tie is |margin| < near_tie_rel * (std of all scores in the run).
         n_bins: equal-width calibration bins on [0.5, 1].
         progress: show a tqdm progress bar while scoring.
+        stress: re-score the pairs with the perturbations of `eval.stress` (summary["stress"]).
+        calibrated: add the ECE of sigmoid(margin / T), T the model's `temperature` from `rewardkit
+            train --calibrate` (summary["calibrated"]). Head ensembles always get summary["ensemble"].
 
     Returns:
         The content of results.json: {"model", "settings", "summary", "items", ...}.
@@ -82,6 +88,10 @@ def run_eval(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise RewardkitError(f"--output_dir {output_dir}: exists and is not a folder")
+    if calibrated and getattr(model, "temperature", None) is None:
+        raise RewardkitError(
+            "--calibrated: the model has no reward_temperature in its config.json (train it with --calibrate)"
+        )
     for w in warnings:
         log.warning(w)
 
@@ -98,6 +108,21 @@ def run_eval(
         dropped=_drop_report_dict(drop_report),
         warnings=warnings,
     )
+    summary.update(
+        robust_summaries(
+            model,
+            items,
+            records,
+            score=lambda its, subs: score_items(model, its, subs, batch_size=batch_size, progress=progress)[
+                0
+            ],
+            stress=stress,
+            calibrated=calibrated,
+            n_boot=n_boot,
+            seed=seed,
+            n_bins=n_bins,
+        )
+    )
     results = {
         "format": "rewardkit-eval/1",
         "model": model_name or getattr(model, "kind", "model"),
@@ -111,6 +136,8 @@ def run_eval(
             "length_unit": length_unit,
             "sections_file": None if sections_file is None else str(sections_file),
             "baseline_scores": None if baseline_scores is None else str(baseline_scores),
+            "stress": stress,
+            "calibrated": calibrated,
         },
         "summary": summary,
         "items": [r.as_row() for r in records],
