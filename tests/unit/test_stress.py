@@ -133,3 +133,25 @@ def test_calibrated_summary_hand_worked():
         sig(1) - 0.5
     )
     assert "sigmoid(margin / T)" in "\n".join(robust_markdown({"calibrated": out}))
+
+
+def test_stress_report_shows_the_baseline_beside(tmp_path):
+    import json
+
+    from rewardkit.eval.robust import baseline_stress
+
+    stat = {"value": 0.5, "ci_low": 0.25, "ci_high": 0.75}
+    theirs = {"filler": {"n": 2, "accuracy": stat, "drop": {"value": 0.1, "ci_low": 0.0, "ci_high": 0.2}}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"summary": {"stress": {"seed": 0, "perturbations": theirs}}}))
+    base = baseline_stress(path)
+    assert base == {"filler": {"accuracy": stat, "drop": theirs["filler"]["drop"]}}
+    ours = {"filler": {"description": "d", "n": 2, "accuracy": stat, "plain_accuracy": 1.0, "drop": stat},
+            "shorten": {"description": "s", "n": 0}}  # fmt: skip
+    text = "\n".join(stress_markdown({"seed": 0, "perturbations": ours, "baseline": base}))
+    assert (
+        "| filler: d | 2 | 50.0 | [25.0, 75.0] | 100.0 | 50.0 | [25.0, 75.0] | 50.0 | 10.0 | [0.0, 20.0] |"
+        in text
+    )
+    path.write_text(json.dumps({"summary": {}}))
+    assert baseline_stress(path) is None

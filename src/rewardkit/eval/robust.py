@@ -106,6 +106,7 @@ def robust_summaries(
     n_boot: int,
     seed: int,
     n_bins: int,
+    baseline_scores=None,
 ) -> dict:
     """The summary entries "ensemble", "calibrated" and "stress" (None where not asked for or not available).
 
@@ -113,6 +114,7 @@ def robust_summaries(
         model: the reward model (its `ensemble` and `temperature` attributes are read when present).
         items, records: the eval items and their plain scores, in the same order.
         score: function(items, subsets) -> ItemScores, for the stress tests' re-scoring.
+        baseline_scores: the baseline's results.json; its stress drops are shown beside these.
     """
     ensemble = getattr(model, "ensemble", None)
     lam = float(ensemble["lambda"]) if ensemble else 1.0
@@ -123,7 +125,24 @@ def robust_summaries(
         from rewardkit.eval.stress import stress_summary
 
         out["stress"] = stress_summary(score, items, records, n_boot=n_boot, seed=seed)
+        if baseline_scores is not None:
+            out["stress"]["baseline"] = baseline_stress(baseline_scores)
     return out
+
+
+def baseline_stress(path) -> dict | None:
+    """{perturbation: {"accuracy", "drop"}} from a baseline results.json run with --stress, else None."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        stress = (json.load(f).get("summary") or {}).get("stress")
+    if not stress:
+        return None
+    return {
+        name: {"accuracy": p.get("accuracy"), "drop": p.get("drop")}
+        for name, p in stress["perturbations"].items()
+        if p.get("n")
+    }
 
 
 def robust_markdown(summary: dict) -> list[str]:

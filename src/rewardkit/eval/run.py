@@ -121,6 +121,7 @@ def run_eval(
             n_boot=n_boot,
             seed=seed,
             n_bins=n_bins,
+            baseline_scores=baseline_scores,
         )
     )
     results = {

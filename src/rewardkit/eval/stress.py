@@ -176,15 +176,31 @@ def stress_markdown(stress: dict) -> list[str]:
         "| perturbation | pairs | accuracy | 95% CI | plain (same pairs) | drop | 95% CI |",
         "|---|---|---|---|---|---|---|",
     ]
+    base = stress.get("baseline") or {}
+    if base:
+        lines[-2] += " baseline accuracy | baseline drop | 95% CI |"
+        lines[-1] += "---|---|---|"
     for name, p in stress["perturbations"].items():
         if not p["n"]:
-            lines.append(f"| {name}: {p['description']} | 0 | – | | – | – | |")
+            lines.append(
+                f"| {name}: {p['description']} | 0 | – | | – | – | |" + (" – | – | |" if base else "")
+            )
             continue
         acc, drop = p["accuracy"], p["drop"]
-        lines.append(
+        row = (
             f"| {name}: {p['description']} | {p['n']} | {_pct(acc['value'])} | {_ci(acc)} | "
             f"{_pct(p['plain_accuracy'])} | {_pct(drop['value'])} | {_ci(drop)} |"
         )
+        if base:
+            b = base.get(name)
+            row += (
+                f" {_pct(b['accuracy']['value'])} | {_pct(b['drop']['value'])} | {_ci(b['drop'])} |"
+                if b
+                else " – | – | |"
+            )
+        lines.append(row)
+    if base:
+        lines += ["", "Baseline columns: the same perturbations in the --baseline_scores run (same seed)."]
     return [*lines, ""]
 
 
