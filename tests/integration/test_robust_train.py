@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import write_synthetic_pairs
+from conftest import make_char_tokenizer, make_tiny_bert, make_tiny_llama, write_synthetic_pairs
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from rewardkit.cli import main
@@ -28,17 +28,24 @@ def _train(tmp_path, model_dir, *extra):
     return out
 
 
-@pytest.mark.parametrize(("use_peft", "packing"), [("true", "auto"), ("false", "off")])
-def test_length_debias_exports_plain_quality_head(tmp_path, tiny_llama_dir, use_peft, packing):
-    out = _train(
-        tmp_path, tiny_llama_dir, "--length_debias", "true", "--use_peft", use_peft, "--packing", packing
-    )
+@pytest.mark.parametrize(
+    ("use_peft", "packing", "encoder"),
+    [("true", "auto", False), ("false", "off", False), ("false", "off", True)],
+)
+def test_length_debias_exports_plain_quality_head(tmp_path, tiny_llama_dir, use_peft, packing, encoder):
+    model_dir = tiny_llama_dir
+    if encoder:  # a BERT-style encoder: pooled first token, `classifier` head, the plain layout
+        model_dir = tmp_path / "tiny-bert"
+        tok = make_char_tokenizer()
+        make_tiny_bert(tok).save_pretrained(model_dir)
+        tok.save_pretrained(model_dir)
+    out = _train(tmp_path, model_dir, "--length_debias", "true", "--use_peft", use_peft, "--packing", packing)
     config = json.loads((out / "config.json").read_text())
     assert (
         len(config["id2label"]) == 1 and config["rewardkit_length_debias"]["exported"] == "quality head only"
     )
     model = AutoModelForSequenceClassification.from_pretrained(out)  # the seed's snippet loads it as is
-    assert model.score.weight.shape[0] == 1
+    assert (model.classifier if encoder else model.score).weight.shape[0] == 1
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("quality_pearson" in e and "length_pearson" in e for e in log)
     rm = load_reward_model(str(out))
@@ -109,3 +116,33 @@ def test_robust_flags_checked_before_work(tmp_path, tiny_llama_dir, capsys):
     with pytest.raises(AssertionError):
         _train(tmp_path, tiny_llama_dir, "--calibrate", "true", "--validation_split_percentage", "0")
     assert "--calibrate needs validation pairs" in capsys.readouterr().err
+
+
+def test_export_keeps_the_quality_row_exactly(tmp_path):
+    from rewardkit.core.batching import pad_rows
+    from rewardkit.core.rewards import sequence_rewards
+    from rewardkit.data.tokenize import encode
+    from rewardkit.train.export import export_model
+    from rewardkit.train.heads import widen_head
+    from rewardkit.train.lora import apply_lora
+
+    tok = make_char_tokenizer()
+    model = make_tiny_llama(tok)
+    widen_head(model, 2)
+    model = apply_lora(model, target_modules="all", lora_rank=4, lora_alpha=8, lora_dropout=0.0)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:  # make the adapter and both head rows matter
+                p.add_(torch.randn_like(p) * 0.2)
+    model.eval()
+    convs = [[*PROMPT, {"role": "assistant", "content": a}] for a in ("4", "It is four, of course.")]
+    ids, mask = pad_rows([encode(tok, c) for c in convs], tok.pad_token_id)
+    with torch.no_grad():
+        both = sequence_rewards(model, ids, mask)
+    assert both.shape == (2, 2)
+    export_model(model, tok, tmp_path / "out", head_rows=[0])
+    plain = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").eval()
+    with torch.no_grad():
+        exported = [plain(**tok.apply_chat_template(c, tokenize=True, return_tensors="pt", return_dict=True)).logits[0][0].item() for c in convs]  # fmt: skip
+    assert exported == pytest.approx(both[:, 0].tolist(), abs=1e-5)
