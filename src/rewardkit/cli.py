@@ -166,6 +166,8 @@ def cmd_eval(argv: list[str]) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
         model_name=model_args.model,
+        stress=args.stress,
+        calibrated=args.calibrated,
     )
     acc = results["summary"]["accuracy"]
     ci = f" (95% CI {acc['ci_low']:.1%}–{acc['ci_high']:.1%})" if acc["ci_low"] is not None else ""

@@ -27,6 +27,7 @@ from rewardkit.errors import RewardkitError
 KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "generative", "dpo", "prm")
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
+ENSEMBLE_AGGREGATES = ("mean", "min", "mean_minus_std")  # what `Score.score` of a head ensemble is
 TEMPLATES_HELP = templates_help()  # from the template registry (data/templates.py); validated against it
 
 
@@ -197,6 +198,35 @@ class ScriptArguments:
         default="good",
         metadata={"help": "PRM: what a PRM800K rating of 0 means.", "choices": ["good", "bad"]},
     )
+    # Reward hacking defences (docs/robustness.md).
+    length_debias: bool = field(
+        default=False,
+        metadata={"help": "ODIN: train a quality head and a length head; export the quality head only."},
+    )
+    length_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of 1 - Pearson(length head, length)."}
+    )
+    decorrelation_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of |Pearson(quality head, length)|."}
+    )
+    orthogonality_weight: float = field(
+        default=1.0, metadata={"help": "--length_debias: weight of |w_quality . w_length|."}
+    )
+    ensemble_size: int = field(
+        default=1, metadata={"help": "K > 1: K score heads on one backbone, each on its own bootstrap."}
+    )
+    ensemble_aggregate: str = field(
+        default="mean",
+        metadata={
+            "help": "The ensemble's score saved as default: mean, min, mean_minus_std.",
+            "choices": list(ENSEMBLE_AGGREGATES),
+        },
+    )
+    ensemble_lambda: float = field(default=1.0, metadata={"help": "lambda of mean_minus_std."})
+    calibrate: bool = field(
+        default=False,
+        metadata={"help": "Fit a temperature on the validation pairs after training (saved in config.json)."},
+    )
 
     def __post_init__(self):
         if self.lora_rank < 1:
@@ -206,6 +236,24 @@ class ScriptArguments:
         check_choice("export", self.export, ("merged", "adapter", "both"))
         check_choice("packing", self.packing, ("auto", "on", "off"))
         check_template_name(self.template_name)
+        check_robust_training(self)
+
+
+def check_robust_training(args: ScriptArguments) -> None:
+    """The --length_debias / --ensemble_size / --calibrate flags, checked together."""
+    for name in ("length_weight", "decorrelation_weight", "orthogonality_weight", "ensemble_lambda"):
+        if getattr(args, name) < 0:
+            raise RewardkitError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.ensemble_size < 1:
+        raise RewardkitError(f"--ensemble_size must be at least 1, got {args.ensemble_size}")
+    if args.ensemble_aggregate not in ENSEMBLE_AGGREGATES:
+        raise RewardkitError(f"--ensemble_aggregate: accepted values are {', '.join(ENSEMBLE_AGGREGATES)}")
+    if args.length_debias and args.ensemble_size > 1:
+        raise RewardkitError("--length_debias and --ensemble_size > 1: choose one (each needs its own heads)")
+    if args.length_debias and args.export != "merged":
+        raise RewardkitError(
+            "--length_debias exports the quality head as a plain checkpoint: use --export merged"
+        )
 
 
 # transformers 5 removed some TrainingArguments that MedicalGPT's scripts pass; translate them.
@@ -322,6 +370,16 @@ class RewardModelArguments:
         default=False,
         metadata={"help": "--kind dpo without --reference: mean log-prob per answer token (not the sum)."},
     )
+    ensemble_aggregate: str | None = field(
+        default=None,
+        metadata={
+            "help": "Head ensembles: the score is mean, min or mean_minus_std (default: saved in training).",
+            "choices": list(ENSEMBLE_AGGREGATES),
+        },
+    )
+    ensemble_lambda: float | None = field(
+        default=None, metadata={"help": "Head ensembles: lambda of mean_minus_std (default: saved)."}
+    )
 
     def __post_init__(self):  # every value checked here too: a dataclass built in Python skips argparse
         check_dpo_flags(self.kind, self.reference, self.beta, self.dpo_reference_free_mean)
@@ -365,6 +423,11 @@ class RewardModelArguments:
             mode=self.mode,  # classifiers ignore the judge options
             max_new_tokens=self.max_new_tokens,
             **(dpo_options(self) if self.kind == "dpo" else {}),
+            **{
+                name: getattr(self, name)
+                for name in ("ensemble_aggregate", "ensemble_lambda")
+                if getattr(self, name) is not None
+            },
         )
 
 
@@ -394,6 +457,12 @@ class ScoreArguments:
     normalize: bool = field(
         default=False,
         metadata={"help": "Also write (score - mean) / std when the checkpoint carries reward statistics."},
+    )
+    calibrated: bool = field(
+        default=False,
+        metadata={
+            "help": "Pairs: also write p_chosen = sigmoid((chosen - rejected) / T), T from --calibrate."
+        },
     )
 
     def __post_init__(self):
@@ -435,6 +504,14 @@ class EvalArguments:
     )
     validation_fraction: float = field(
         default=0.2, metadata={"help": "PRMs without --step_threshold: share of solutions used to choose it."}
+    )
+    stress: bool = field(
+        default=False,
+        metadata={"help": "Re-score pairs with seeded style/length perturbations (docs/robustness.md)."},
+    )
+    calibrated: bool = field(
+        default=False,
+        metadata={"help": "Also report ECE of sigmoid(margin / T), T from `rewardkit train --calibrate`."},
     )
 
     def __post_init__(self):

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -75,6 +76,12 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
     procs = Processes()  # several under `accelerate launch`: each scores a share, the main one writes
     done = procs.from_main(lambda: _prepare_outputs(output, bad_output, args.resume))
     rm = model.load(device_map=procs.device) if isinstance(model, RewardModelArguments) else model
+    temperature = getattr(rm, "temperature", None) if args.calibrated else None
+    if args.calibrated and temperature is None:
+        raise RewardkitError(
+            f"--calibrated: {getattr(model, 'model', type(rm).__name__)} has no reward_temperature in "
+            "config.json (train it with --calibrate)"
+        )
     if args.normalize and getattr(rm, "normalization", None) is None:
         logger.warning(
             "--normalize: %s has no reward statistics (reward_mean/reward_std): nothing to normalise by",
@@ -96,7 +103,7 @@ def run_score(model: RewardModelArguments | RewardModel, args: ScoreArguments) -
             if bad and not args.skip_bad_lines:
                 raise bad[0]
             good = [p for p in parsed if not isinstance(p, RewardkitError)]
-            scored = iter(procs.gather(_score_chunk(rm, procs.share(good), args.normalize)))
+            scored = iter(procs.gather(_score_chunk(rm, procs.share(good), args.normalize, temperature)))
             for (lineno, raw), item in zip(chunk, parsed):
                 if isinstance(item, RewardkitError):
                     if procs.is_main:
@@ -226,8 +233,11 @@ def _as_text(raw: Any) -> Any:
 # ---------------------------------------------------------------- scoring
 
 
-def _score_chunk(rm, items: list, normalize: bool) -> list[dict]:
-    """Output rows for `items`, in order: conversations in one scoring call, pairs in another."""
+def _score_chunk(rm, items: list, normalize: bool, temperature: float | None = None) -> list[dict]:
+    """Output rows for `items`, in order: conversations in one scoring call, pairs in another.
+
+    With a `temperature` (`--calibrated`), pairs also get p_chosen = σ((chosen − rejected) / T).
+    """
     convs = [i for i in items if i.kind == "conversation"]
     pairs = [i for i in items if i.kind == "pair"]
     conv_scores = rm.score_detailed([i.messages for i in convs]) if convs else []
@@ -237,6 +247,9 @@ def _score_chunk(rm, items: list, normalize: bool) -> list[dict]:
         fields = {**_fields(c, "_chosen", normalize), **_fields(r, "_rejected", normalize)}
         if "truncated_chosen" in fields:
             fields["truncated"] = fields.pop("truncated_chosen") or fields.pop("truncated_rejected")
+        if temperature is not None:
+            x = (c.score - r.score) / temperature
+            fields["p_chosen"] = 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
         by_item[id(i)] = fields
     by_item.update(_step_fields(rm, [i for i in items if i.kind == "steps"]))
     return [{**i.row, **by_item[id(i)]} for i in items]

@@ -86,8 +86,11 @@ def load_sequence_classifier(
     load_in_8bit: bool = False,
     cache_dir: str | None = None,
     flag: str = "--model",
+    num_labels: int = 1,
 ):
     """`AutoModelForSequenceClassification` with one output (the reward), decoder or encoder.
+
+    `num_labels` > 1 only for a checkpoint that declares several reward outputs (a head ensemble).
 
     A GGUF checkpoint is dequantised (see `forget_gguf_quantizer`); errors name `flag`, the option
     the path came from (`--model` for score/eval/serve, `--model_name_or_path` for train).
@@ -96,7 +99,7 @@ def load_sequence_classifier(
 
     weights_dtype = torch_dtype(dtype)
     kwargs = dict(
-        num_labels=1,
+        num_labels=num_labels,
         dtype=weights_dtype,
         trust_remote_code=trust_remote_code,
         cache_dir=cache_dir,
@@ -114,9 +117,9 @@ def load_sequence_classifier(
         raise RewardkitError(f"{flag} {path}: cannot load a sequence classifier ({first_line(e)})") from e
     if gguf_file:
         forget_gguf_quantizer(model)
-    if model.config.num_labels != 1:
+    if model.config.num_labels != num_labels:
         raise RewardkitError(
-            f"{path}: the checkpoint has num_labels={model.config.num_labels}; a reward model has 1"
+            f"{path}: the checkpoint has num_labels={model.config.num_labels}; a reward model has {num_labels}"
         )
     return model
 

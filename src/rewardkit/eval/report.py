@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rewardkit.errors import RewardkitError
+from rewardkit.eval.robust import robust_markdown
 
 PLOTS = {
     "rewards.png": "Reward distributions, chosen vs rejected answers",
@@ -145,6 +146,7 @@ def render_markdown(results: dict) -> str:
     if s["baseline"]:
         lines += _baseline(s["baseline"], settings["baseline_scores"])
     lines += _calibration(s["calibration"]) + _length(s["length_bias"])
+    lines += robust_markdown(s)  # stress tests, ensemble, calibrated probabilities (docs/robustness.md)
     if s["judge"]:
         lines += _judge(s["judge"])
     lines += _truncation(s)

@@ -20,6 +20,7 @@ from rewardkit.data.schema import NWayItem
 from rewardkit.errors import RewardkitError
 from rewardkit.eval import metrics as M
 from rewardkit.eval import rewardbench as RB
+from rewardkit.eval.robust import robust_summaries
 from rewardkit.scorers.base import Group, RewardModel
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ def run_eval(
     near_tie_rel: float = 1e-3,
     n_bins: int = 10,
     progress: bool = True,
+    stress: bool = False,
+    calibrated: bool = False,
 ) -> dict:
     """Evaluate `model` on `items` and write results.json, report.md and plots into `output_dir`.
 
@@ -60,6 +63,9 @@ def run_eval(
         near_tie_rel: a near tie is |margin| < near_tie_rel * (std of all scores in the run).
         n_bins: equal-width calibration bins on [0.5, 1].
         progress: show a tqdm progress bar while scoring.
+        stress: re-score the pairs with the perturbations of `eval.stress` (summary["stress"]).
+        calibrated: add the ECE of sigmoid(margin / T), T the model's `temperature` from `rewardkit
+            train --calibrate` (summary["calibrated"]). Head ensembles always get summary["ensemble"].
 
     Returns:
         The content of results.json: {"model", "settings", "summary", "items", ...}.
@@ -78,6 +84,10 @@ def run_eval(
         None if baseline_scores is None else load_baseline(baseline_scores, [it.source for it in items])
     )
     output_dir = _check_output_dir(output_dir)
+    if calibrated and getattr(model, "temperature", None) is None:
+        raise RewardkitError(
+            "--calibrated: the model has no reward_temperature in its config.json (train it with --calibrate)"
+        )
 
     records, length_unit = score_items(model, items, subsets, batch_size=batch_size, progress=progress)
     summary = summarize(
@@ -92,6 +102,22 @@ def run_eval(
         dropped=_drop_report_dict(drop_report),
         warnings=warnings,
     )
+    summary.update(
+        robust_summaries(
+            model,
+            items,
+            records,
+            score=lambda its, subs: score_items(model, its, subs, batch_size=batch_size, progress=progress)[
+                0
+            ],
+            stress=stress,
+            calibrated=calibrated,
+            n_boot=n_boot,
+            seed=seed,
+            n_bins=n_bins,
+            baseline_scores=baseline_scores,
+        )
+    )
     results = {
         "format": "rewardkit-eval/1",
         "model": model_name or getattr(model, "kind", "model"),
@@ -105,6 +131,8 @@ def run_eval(
             "length_unit": length_unit,
             "sections_file": None if sections_file is None else str(sections_file),
             "baseline_scores": None if baseline_scores is None else str(baseline_scores),
+            "stress": stress,
+            "calibrated": calibrated,
         },
         "summary": summary,
         "items": [r.as_row() for r in records],

@@ -53,6 +53,12 @@ class ClassifierRM(PointwiseMixin):
         [3.0, 1.0]
     """
 
+    # Set by the loader for a head ensemble (`scorers.ensemble.use_ensemble`): maps (rows, K) member
+    # outputs to the columns [aggregate, mean, std, min, members...] named by `sub_score_names`.
+    columns: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ensemble: dict | None = None
+    temperature: float | None = None  # `rewardkit train --calibrate`'s T, for calibrated probabilities
+
     def __init__(
         self,
         forward: Forward,
@@ -169,6 +175,8 @@ class ClassifierRM(PointwiseMixin):
 
     def to_score(self, value: torch.Tensor, num_tokens: int, truncated: bool) -> Score:
         """One forward output row as a `Score`: the reward column, named sub-scores, normalised value."""
+        if self.columns is not None:
+            value = self.columns(value.reshape(1, -1))[0]
         reward = float(value[self.reward_column]) if value.dim() else float(value)
         subs = {name: float(value[k]) for k, name in enumerate(self.sub_score_names)} if value.dim() else {}
         normalized = None

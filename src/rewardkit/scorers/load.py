@@ -65,7 +65,7 @@ def load_reward_model(path: str, kind: str = "auto", **options):
         **options: passed to the kind's loader: gguf_file, dtype, attn_implementation, device_map,
             trust_remote_code, template_name, max_length, batch_tokens; for judges also mode,
             max_new_tokens, seed, batch_size; for dpo also reference, reference_gguf_file, beta,
-            reference_free_mean.
+            reference_free_mean; for head ensembles ensemble_aggregate, ensemble_lambda.
 
     Example:
         A trained checkpoint is needed (`rewardkit demo` writes outputs/demo/model), hence the skips;
@@ -94,10 +94,12 @@ def load_reward_model(path: str, kind: str = "auto", **options):
     if kind in ("generative", "function") and "batch_size" in options:
         judge_options["batch_size"] = options.pop("batch_size")
     options.pop("batch_size", None)
+    # head ensembles are sequence classifiers (docs/robustness.md); other kinds have one reward
+    ensemble_options = {k: options.pop(k) for k in ("ensemble_aggregate", "ensemble_lambda") if k in options}
     if kind == "seq_classifier":
         from rewardkit.scorers.seq_classifier import load_seq_classifier
 
-        rm = load_seq_classifier(path, **options)
+        rm = load_seq_classifier(path, **options, **ensemble_options)
     elif kind == "value_head":
         from rewardkit.scorers.custom import load_value_head
 

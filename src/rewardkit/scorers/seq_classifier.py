@@ -14,6 +14,7 @@ from rewardkit.core.loading import (
 from rewardkit.core.rewards import is_decoder, sequence_rewards
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.scorers.classifier import ClassifierRM
+from rewardkit.scorers.ensemble import checkpoint_ensemble, use_ensemble
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ def load_seq_classifier(
     template_name: str | None = "auto",
     max_length: int | None = None,
     batch_tokens: int = 16384,
+    ensemble_aggregate: str | None = None,
+    ensemble_lambda: float | None = None,
 ) -> ClassifierRM:
     """A sequence-classifier reward model ready to score (with prefix sharing for decoders).
 
@@ -38,7 +41,12 @@ def load_seq_classifier(
         >>> rm = load_seq_classifier("outputs/demo/model")  # doctest: +SKIP
         >>> rm.score([[{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]])  # doctest: +SKIP
         [1.93...]
+
+    A head-ensemble checkpoint (`rewardkit train --ensemble_size K`) scores with its aggregate
+    (`ensemble_aggregate`/`ensemble_lambda`, default the ones saved in training) and carries the
+    members' mean, std, min and each member in `Score.sub_scores` (`rewardkit.scorers.ensemble`).
     """
+    ensemble = checkpoint_ensemble(path, gguf_file, trust_remote_code)
     tokenizer = load_tokenizer(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
     model = load_sequence_classifier(
         path,
@@ -47,6 +55,7 @@ def load_seq_classifier(
         attn_implementation=attn_implementation,
         device_map=device_map,
         trust_remote_code=trust_remote_code,
+        num_labels=ensemble["size"] if ensemble else 1,
     ).eval()
     ensure_pad_token(tokenizer, model)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))
@@ -68,4 +77,7 @@ def load_seq_classifier(
         model=model,
         prefix_sharing=decoder,  # decoders: pairs and best-of-N groups read their prompt once
     )
+    if ensemble:
+        use_ensemble(rm, ensemble, ensemble_aggregate, ensemble_lambda)
+    rm.temperature = getattr(model.config, "reward_temperature", None)  # --calibrate's T, if fitted
     return rm

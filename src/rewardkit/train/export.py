@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from rewardkit.core.rewards import unwrap
+from rewardkit.core.rewards import head_name, unwrap
 from rewardkit.errors import RewardkitError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ def export_model(
     quantized: bool = False,
     state_dict: dict[str, torch.Tensor] | None = None,
     num_labels: int | None = 1,
+    head_rows: list[int] | None = None,
+    extra_config: dict | None = None,
 ) -> list[Path]:
     """Save `model` so that `AutoModelForSequenceClassification.from_pretrained(output_dir)` loads it as is.
 
@@ -66,9 +68,13 @@ def export_model(
         plain = model.merge_and_unload() if is_peft else unwrap(model)
         if dtype is not None and dtype != "auto":
             plain = plain.to(dtype)
-        if num_labels is not None:
-            plain.config.num_labels = num_labels
-        if num_labels == 1:
+        if head_rows is not None:
+            from rewardkit.train.heads import keep_head_rows
+
+            keep_head_rows(plain, head_rows)
+        if num_labels is not None:  # one reward, or K ensemble members: as many as the head has rows
+            plain.config.num_labels = getattr(getattr(plain, head_name(plain)), "out_features", num_labels)
+        if plain.config.num_labels == 1 and num_labels is not None:
             # transformers' text-classification pipeline (and vLLM's classify) apply sigmoid to a one-label
             # head unless the problem type says regression: a reward must come out raw.
             plain.config.problem_type = "regression"
@@ -76,6 +82,8 @@ def export_model(
         plain.config.pad_token_id = tokenizer.pad_token_id
         plain.config.use_cache = True
         _add_stats(plain.config, reward_stats)
+        for key, value in (extra_config or {}).items():
+            setattr(plain.config, key, value)
         plain.save_pretrained(out)
         tokenizer.save_pretrained(out)
         written.append(out)

@@ -21,6 +21,7 @@ from rewardkit.train.lora import apply_lora
 from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.preflight import check_run, push_folder
+from rewardkit.train.robust import calibration_entries, robust_training
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
@@ -55,7 +56,13 @@ def run_train(
         dataset_info=data_args.dataset_info,
         dataset=data_args.dataset,
     )
+    if script_args.calibrate and not eval_pairs:
+        raise RewardkitError(
+            "--calibrate needs validation pairs: give --validation_file_dir or --validation_split_percentage > 0"
+        )
     tokenizer, model, template = _load(model_args, script_args)
+    # --length_debias / --ensemble_size: the head grows before LoRA wraps it (docs/robustness.md)
+    objective, head_rows, extra_config = robust_training(model, script_args, training_args.seed)
     max_length = _resolve_max_length(data_args.full_max_length, model)
     with training_args.main_process_first(desc="tokenizing"):
         train_ds = (
@@ -84,6 +91,7 @@ def run_train(
         data_collator=collator,
         forward=pair_forward,
         center_rewards_coefficient=script_args.center_rewards_coefficient,
+        objective=objective,
     )
     metrics: dict = {"data": report.to_dict(), "max_length": max_length}
     if training_args.do_train:
@@ -92,6 +100,9 @@ def run_train(
     if eval_ds is not None:
         metrics["eval"] = _evaluate(trainer, eval_ds)
         stats = reward_statistics(trainer, eval_ds)
+        if script_args.calibrate:
+            extra_config.update(calibration_entries(trainer, eval_ds))
+            metrics["calibration"] = {k: extra_config[k] for k in ("reward_temperature",)}
     if training_args.do_train:
         _export(
             trainer,
@@ -101,6 +112,7 @@ def run_train(
             metrics,
             template=template,
             push=push,
+            heads=(head_rows, extra_config),
         )
     return metrics
 
@@ -192,10 +204,14 @@ def _evaluate(trainer: RewardTrainer, eval_ds) -> dict:
     return eval_metrics
 
 
-def _export(trainer, tokenizer, args: tuple, stats, metrics: dict, *, template: str, push: bool) -> None:
+def _export(
+    trainer, tokenizer, args: tuple, stats, metrics: dict, *, template: str, push: bool, heads: tuple
+) -> None:
     """Write the model (rank 0) with the reward statistics, its model card and the run's metrics;
-    push the folder to the Hub when asked."""
+    push the folder to the Hub when asked. `heads`: (head rows to keep, extra config entries) of
+    `train.robust.robust_training`."""
     model_args, data_args, training_args, script_args = args
+    head_rows, extra_config = heads
     # ZeRO-3 / FSDP: every rank sends its shard of the weights; None when each rank holds them whole.
     full_weights = gather_full_state_dict(trainer.accelerator, trainer.model_wrapped)
     if not trainer.is_world_process_zero():
@@ -209,6 +225,8 @@ def _export(trainer, tokenizer, args: tuple, stats, metrics: dict, *, template: 
         reward_stats=stats,
         quantized=model_args.load_in_4bit or model_args.load_in_8bit,
         state_dict=full_weights,
+        head_rows=head_rows,
+        extra_config=extra_config,
     )
     logger.info("saved reward model to %s", ", ".join(map(str, written)))
     card = write_model_card(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 import torch
 from transformers import Trainer
 
@@ -26,21 +28,37 @@ class RewardTrainer(Trainer):
         center_rewards_coefficient: weight of the reward-centering term (0 disables it).
         forward: function(model, batch) -> (chosen rewards, rejected rewards); defaults to the
             two-row layout (chosen rows then rejected rows).
+        objective: function(model, batch, chosen, rejected) -> (loss, chosen reward, rejected reward,
+            {name: value} logged during training), for heads with several outputs (`train.debias`,
+            `train.ensemble`); the rewards it returns are the ones validated and predicted. Default:
+            the Bradley-Terry loss on the one-output rewards.
     """
 
-    def __init__(self, *args, center_rewards_coefficient: float = 0.0, forward=None, **kwargs):
+    def __init__(
+        self, *args, center_rewards_coefficient: float = 0.0, forward=None, objective=None, **kwargs
+    ):
         kwargs.setdefault("compute_metrics", compute_reward_metrics)
         super().__init__(*args, **kwargs)
         self.center_rewards_coefficient = center_rewards_coefficient
         self.pair_forward = forward or stacked_pair_rewards
         self._train_sums: torch.Tensor | None = None  # pair_metric_sums over every process since the last log
+        self.objective = objective
+        self._extra_stats: dict[str, list[float]] = defaultdict(
+            list
+        )  # the objective's own figures (this rank)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         chosen, rejected = self.pair_forward(model, inputs)
-        loss = bradley_terry_loss(chosen, rejected, inputs.get("margin"), self.center_rewards_coefficient)
+        extra: dict[str, float] = {}
+        if self.objective is not None:
+            loss, chosen, rejected, extra = self.objective(model, inputs, chosen, rejected)
+        else:
+            loss = bradley_terry_loss(chosen, rejected, inputs.get("margin"), self.center_rewards_coefficient)
         if model.training:
             sums = gather_sums(self.accelerator, pair_metric_sums(chosen, rejected))
             self._train_sums = sums if self._train_sums is None else self._train_sums + sums
+            for key, value in extra.items():
+                self._extra_stats[key].append(value)
         if return_outputs:
             return loss, {"rewards_chosen": chosen, "rewards_rejected": rejected}
         return loss
@@ -59,7 +77,9 @@ class RewardTrainer(Trainer):
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if self._train_sums is not None and "loss" in logs:  # a training log line: add the pair metrics
             logs.update(metrics_from_sums(self._train_sums))
+            logs.update({key: sum(values) / len(values) for key, values in self._extra_stats.items()})
             self._train_sums = None
+            self._extra_stats.clear()
         super().log(logs, *args, **kwargs)
 
 

@@ -1,0 +1,196 @@
+"""Eval's reports on reward-hacking defences: ensemble disagreement and calibrated probabilities.
+
+* **Ensembles** (a checkpoint from `rewardkit train --ensemble_size K`, whose `Score.sub_scores`
+  carry `ensemble_std` and `member_i`): each pair's disagreement is the std across members of the
+  member margins (member_i(chosen) − member_i(rejected)). Reported: the AUROC of that
+  disagreement for predicting the pairs the model ranks wrong (0.5 = uninformative), and the
+  accuracy of each aggregate (mean, min, mean − λ·std) and of each member.
+* **Calibration** (`--calibrated`, a checkpoint from `rewardkit train --calibrate`): the ECE of
+  P(chosen wins) = σ(margin) and of σ(margin / T), on the same reliability bins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from rewardkit.eval import metrics as M
+
+
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` for the `positive` items (Mann-Whitney U / (n_pos·n_neg)).
+
+    A tie between a positive and a negative counts 1/2. None when either class is empty.
+
+    Example:
+        >>> auroc([0.9, 0.4, 0.4, 0.1], [True, True, False, False])  # (2 + 1.5) / 4
+        0.875
+    """
+    s = np.asarray(scores, dtype=float)
+    pos = np.asarray(positive, dtype=bool)
+    a, b = s[pos], s[~pos]
+    if not len(a) or not len(b):
+        return None
+    greater = (a[:, None] > b[None, :]).sum()
+    ties = (a[:, None] == b[None, :]).sum()
+    return float((greater + 0.5 * ties) / (len(a) * len(b)))
+
+
+def member_matrix(sub_scores: Sequence[dict[str, float]]) -> np.ndarray | None:
+    """(answers, K) member rewards from `Score.sub_scores` (`member_0` ..), or None if not an ensemble."""
+    if not sub_scores or "ensemble_std" not in sub_scores[0]:
+        return None
+    k = sum(1 for key in sub_scores[0] if key.startswith("member_"))
+    return np.array([[s[f"member_{i}"] for i in range(k)] for s in sub_scores], dtype=float)
+
+
+def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, seed: int) -> dict | None:
+    """Disagreement AUROC and per-aggregate and per-member accuracy over the pairs, or None (no ensemble).
+
+    Args:
+        records: scored items; N-way items are left out.
+        lam: λ of the mean − λ·std aggregate (the model's own, from its config).
+    """
+    pairs = [r for r in records if len(r.chosen) == len(r.rejected) == 1]
+    mats = [member_matrix(r.sub_scores) for r in pairs]
+    if not pairs or any(m is None for m in mats):
+        return None
+    chosen, rejected = np.stack([m[0] for m in mats]), np.stack([m[1] for m in mats])  # (pairs, K)
+    subsets = [r.subset for r in pairs]
+    disagreement = (chosen - rejected).std(axis=1)
+    wrong = np.array([r.credit < 1 for r in pairs])
+    aggregates = {
+        "mean": (chosen.mean(1), rejected.mean(1)),
+        "min": (chosen.min(1), rejected.min(1)),
+        f"mean_minus_std (lambda {lam:g})": (
+            chosen.mean(1) - lam * chosen.std(1),
+            rejected.mean(1) - lam * rejected.std(1),
+        ),
+    }
+    aggregates.update({f"member_{i}": (chosen[:, i], rejected[:, i]) for i in range(chosen.shape[1])})
+    return {
+        "members": int(chosen.shape[1]),
+        "n_pairs": len(pairs),
+        "n_wrong": int(wrong.sum()),
+        "disagreement_auroc": auroc(disagreement, wrong),
+        "disagreement_mean": float(disagreement.mean()),
+        "accuracy": {
+            name: M.mean_stats((c > r).astype(float), subsets, n_boot, seed)[0]
+            for name, (c, r) in aggregates.items()
+        },
+    }
+
+
+def calibrated_summary(margins: Sequence[float], temperature: float, n_bins: int) -> dict:
+    """ECE of σ(margin) and of σ(margin / T), with the calibrated reliability table."""
+    m = np.asarray(margins, dtype=float)
+    before = M.reliability_table(*M.pair_confidence(m), n_bins)
+    after = M.reliability_table(*M.pair_confidence(m / temperature), n_bins)
+    return {
+        "temperature": float(temperature),
+        "ece_before": M.expected_calibration_error(before),
+        "ece_after": M.expected_calibration_error(after),
+        "table_after": after,
+    }
+
+
+def robust_summaries(
+    model,
+    items,
+    records: Sequence[M.ItemScores],
+    *,
+    score,
+    stress: bool,
+    calibrated: bool,
+    n_boot: int,
+    seed: int,
+    n_bins: int,
+    baseline_scores=None,
+) -> dict:
+    """The summary entries "ensemble", "calibrated" and "stress" (None where not asked for or not available).
+
+    Args:
+        model: the reward model (its `ensemble` and `temperature` attributes are read when present).
+        items, records: the eval items and their plain scores, in the same order.
+        score: function(items, subsets) -> ItemScores, for the stress tests' re-scoring.
+        baseline_scores: the baseline's results.json; its stress drops are shown beside these.
+    """
+    ensemble = getattr(model, "ensemble", None)
+    lam = float(ensemble["lambda"]) if ensemble else 1.0
+    out: dict = {"ensemble": ensemble_summary(records, lam, n_boot, seed), "calibrated": None, "stress": None}
+    if calibrated:
+        out["calibrated"] = calibrated_summary([r.margin for r in records], model.temperature, n_bins)
+    if stress:
+        from rewardkit.eval.stress import stress_summary
+
+        out["stress"] = stress_summary(score, items, records, n_boot=n_boot, seed=seed)
+        if baseline_scores is not None:
+            out["stress"]["baseline"] = baseline_stress(baseline_scores)
+    return out
+
+
+def baseline_stress(path) -> dict | None:
+    """{perturbation: {"accuracy", "drop"}} from a baseline results.json run with --stress, else None."""
+    import json
+
+    with open(path, encoding="utf-8") as f:
+        stress = (json.load(f).get("summary") or {}).get("stress")
+    if not stress:
+        return None
+    return {
+        name: {"accuracy": p.get("accuracy"), "drop": p.get("drop")}
+        for name, p in stress["perturbations"].items()
+        if p.get("n")
+    }
+
+
+def robust_markdown(summary: dict) -> list[str]:
+    """report.md's sections for an ensemble, calibration and stress tests (those present in `summary`)."""
+    lines: list[str] = []
+    if summary.get("stress"):
+        from rewardkit.eval.stress import stress_markdown
+
+        lines += stress_markdown(summary["stress"])
+    ens = summary.get("ensemble")
+    if ens:
+        auc = ens["disagreement_auroc"]
+        lines += [
+            "## Ensemble",
+            "",
+            f"{ens['members']} members. Disagreement = std across members of each pair's margin; its AUROC "
+            f"for predicting the {ens['n_wrong']} of {ens['n_pairs']} pairs ranked wrong: "
+            f"**{'–' if auc is None else f'{auc:.3f}'}** (0.5 = no signal).",
+            "",
+            "| score | accuracy | 95% CI |",
+            "|---|---|---|",
+        ]
+        for name, stat in ens["accuracy"].items():
+            lines.append(f"| {name} | {_pct(stat['value'])} | {_ci(stat)} |")
+        lines.append("")
+    cal = summary.get("calibrated")
+    if cal:
+        lines += [
+            "## Calibrated probabilities",
+            "",
+            f"Temperature T = {cal['temperature']:.4f} (fitted on the validation pairs by `rewardkit train "
+            f"--calibrate`). ECE of sigmoid(margin): {cal['ece_before']:.4f}; of sigmoid(margin / T): "
+            f"**{cal['ece_after']:.4f}**.",
+            "",
+            "| bin | count | mean confidence | accuracy |",
+            "|---|---|---|---|",
+        ]
+        for r in cal["table_after"]:
+            conf = "–" if r["mean_confidence"] is None else f"{r['mean_confidence']:.3f}"
+            acc = "–" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+            lines.append(f"| [{r['bin_low']:.2f}, {r['bin_high']:.2f}] | {r['count']} | {conf} | {acc} |")
+        lines.append("")
+    return lines
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _ci(stat: dict) -> str:
+    return "–" if stat["ci_low"] is None else f"[{_pct(stat['ci_low'])}, {_pct(stat['ci_high'])}]"

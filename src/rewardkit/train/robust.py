@@ -1,0 +1,79 @@
+"""What `rewardkit train` adds for --length_debias, --ensemble_size and --calibrate (docs/robustness.md)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+
+from rewardkit.core.ensemble import CONFIG_KEY
+from rewardkit.train.calibrate import calibration_nll, fit_temperature
+from rewardkit.train.debias import QUALITY, debias_objective
+from rewardkit.train.ensemble import EnsembleObjective
+from rewardkit.train.heads import widen_head
+
+logger = logging.getLogger("rewardkit.train")
+
+
+def robust_training(model, script_args, seed: int):
+    """Grow the head for the chosen defence, before LoRA wraps it.
+
+    Returns:
+        (the RewardTrainer `objective` or None, the head rows to export or None, config.json entries).
+    """
+    if script_args.length_debias:
+        widen_head(model, 2)
+        objective = functools.partial(
+            debias_objective,
+            length_weight=script_args.length_weight,
+            decorrelation_weight=script_args.decorrelation_weight,
+            orthogonality_weight=script_args.orthogonality_weight,
+            center_rewards_coefficient=script_args.center_rewards_coefficient,
+        )
+        extra = {
+            "rewardkit_length_debias": {
+                "length_weight": script_args.length_weight,
+                "decorrelation_weight": script_args.decorrelation_weight,
+                "orthogonality_weight": script_args.orthogonality_weight,
+                "exported": "quality head only",
+            }
+        }
+        return objective, [QUALITY], extra
+    k = script_args.ensemble_size
+    if k > 1:
+        widen_head(model, k)
+        objective = EnsembleObjective(
+            k,
+            seed,
+            script_args.center_rewards_coefficient,
+            script_args.ensemble_aggregate,
+            script_args.ensemble_lambda,
+        )
+        extra = {
+            CONFIG_KEY: {
+                "size": k,
+                "aggregate": script_args.ensemble_aggregate,
+                "lambda": script_args.ensemble_lambda,
+                "members": "score heads on one backbone, each trained on its own bootstrap of the pairs",
+            },
+            "id2label": {i: f"member_{i}" for i in range(k)},
+            "label2id": {f"member_{i}": i for i in range(k)},
+        }
+        return objective, None, extra
+    return None, None, {}
+
+
+def calibration_entries(trainer, dataset) -> dict:
+    """Fit the temperature on the validation pairs' margins; the config.json entries to save."""
+    predictions = torch.as_tensor(trainer.predict(dataset).predictions).float()
+    margins = (predictions[:, 0] - predictions[:, 1]).tolist()
+    temperature = fit_temperature(margins)
+    logger.info(
+        "calibration on %d validation pairs: temperature %.4f (NLL %.4f -> %.4f)",
+        len(margins),
+        temperature,
+        calibration_nll(margins, 1.0),
+        calibration_nll(margins, temperature),
+    )
+    return {"reward_temperature": temperature, "reward_temperature_pairs": len(margins)}
