@@ -1,4 +1,5 @@
 import math
+from collections import defaultdict
 
 import pytest
 import torch
@@ -83,6 +84,7 @@ def test_trainer_logs_the_pair_metrics_of_every_process(monkeypatch):
     assert torch.equal(gather_sums(SimpleNamespace(num_processes=1), other), other)
     fake = RewardTrainer.__new__(RewardTrainer)  # no model or Trainer set-up: only what the two methods use
     fake.accelerator, fake.center_rewards_coefficient, fake._train_sums = TwoRanks(other), 0.0, None
+    fake.objective, fake._extra_stats = None, defaultdict(list)  # the plain Bradley-Terry objective
     fake.pair_forward = lambda model, inputs: (torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0]))
     logged = []
     monkeypatch.setattr(Trainer, "log", lambda self, logs, *a, **k: logged.append(dict(logs)))

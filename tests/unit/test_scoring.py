@@ -58,6 +58,7 @@ def test_every_field_has_help_and_the_command_parses_model_and_score_arguments()
         "resume",
         "skip_bad_lines",
         "normalize",
+        "calibrated",
     }, "the score command's own options only; the model's are RewardModelArguments"
     argv = [
         "--model",
