@@ -10,8 +10,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardkit.cli import main
 from rewardkit.core.batching import pad_rows
 from rewardkit.core.rewards import sequence_rewards
-from rewardkit.data.tokenize import encode, install_chat_template
+from rewardkit.data.tokenize import encode, encode_pair, install_chat_template
 from rewardkit.scorers.load import load_reward_model
+from rewardkit.train.data import read_splits
 from rewardkit.train.export import export_model
 from rewardkit.train.lora import apply_lora
 
@@ -138,9 +139,41 @@ def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
     assert code == 0
     metrics = json.loads((out / "rewardkit_metrics.json").read_text())
     assert metrics["train"]["train_samples"] == 18 and metrics["eval"]["eval_samples"] == 6
-    assert set(metrics["eval"]) >= {"eval_loss", "eval_accuracy", "eval_margin", "eval_rewards_chosen"}
+    # Recompute the validation rewards from the exported checkpoint, one conversation at a time.
+    _, validation, _ = read_splits(
+        dataset_name=None,
+        train_file_dir=str(tmp_path / "train.jsonl"),
+        validation_file_dir=None,
+        validation_split_percentage=25,
+        max_train_samples=None,
+        max_eval_samples=None,
+        seed=42,  # TrainingArguments' default seed
+    )
+    exported = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    chosen, rejected = [], []
+    with torch.no_grad():
+        for pair in validation:
+            enc = encode_pair(tok, pair, 1024)
+            for ids, side in ((enc.chosen_ids, chosen), (enc.rejected_ids, rejected)):
+                side.append(sequence_rewards(exported, torch.tensor([ids]), torch.ones(1, len(ids))).item())
+    rewards = torch.tensor(chosen + rejected)
     config = json.loads((out / "config.json").read_text())
-    assert "reward_mean" in config and config["reward_std"] > 0
-    assert len(seed_snippet_scores(out)) == 3
+    assert config["reward_mean"] == pytest.approx(rewards.mean().item(), abs=1e-4)
+    assert config["reward_std"] == pytest.approx(rewards.std().item(), abs=1e-4)
+    wins = sum(c > r for c, r in zip(chosen, rejected, strict=True))
+    assert metrics["eval"]["eval_accuracy"] == pytest.approx(wins / 6)
+    assert metrics["eval"]["eval_rewards_chosen"] == pytest.approx(sum(chosen) / 6, abs=1e-4)
+    # Training moved both the head and the backbone away from the starting weights.
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_llama_dir).state_dict()
+    end = exported.state_dict()
+    assert not torch.equal(start["score.weight"], end["score.weight"])
+    assert not torch.equal(
+        start["model.layers.0.self_attn.q_proj.weight"], end["model.layers.0.self_attn.q_proj.weight"]
+    )
+    assert seed_snippet_scores(out) == pytest.approx(
+        [sequence_rewards(exported, *pad_rows([encode(tok, c)], tok.pad_token_id)).item() for c in CONVS],
+        abs=1e-5,
+    )
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("accuracy" in entry for entry in log)  # the pair metrics are logged during training
