@@ -89,6 +89,10 @@ class ScoreArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run the model folder's own Python code."}
     )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "Load pickle weights (pytorch_model.bin); by default only safetensors or GGUF."},
+    )
     template_name: str | None = field(default="auto", metadata={"help": H_TEMPLATE})
     max_length: int | None = field(default=None, metadata={"help": H_MAX_LENGTH})
     batch_tokens: int = field(
@@ -226,6 +230,7 @@ def _load(args: ScoreArguments, process_device: str | None = None):
         attn_implementation=args.attn_implementation,
         device_map=args.device_map or process_device,
         trust_remote_code=args.trust_remote_code,
+        allow_pickle=args.allow_pickle,
         template_name=args.template_name,
         max_length=args.max_length,
         batch_tokens=args.batch_tokens,

@@ -81,6 +81,7 @@ class GenerativeJudge(GroupMixin):
         max_length: int = 2048,
         gguf_file: str | None = None,
         attn_implementation: str | None = None,
+        allow_pickle: bool = False,
     ):
         if mode not in MODES:
             raise RewardkitError(f"mode={mode!r}: expected one of {', '.join(MODES)}")
@@ -89,7 +90,7 @@ class GenerativeJudge(GroupMixin):
         self.mode, self.max_new_tokens, self.seed = mode, max_new_tokens, seed
         self.batch_size, self.max_length = batch_size, max_length
         self.model, self.tokenizer = _load(
-            Path(model_path), dtype, device, trust_remote_code, gguf_file, attn_implementation
+            Path(model_path), dtype, device, trust_remote_code, gguf_file, attn_implementation, allow_pickle
         )
         self.last_generations: list[str] = []  # raw judge outputs of the latest call, for inspection
         self.reset_stats()
@@ -405,6 +406,7 @@ def load_judge(
     attn_implementation: str | None = None,
     template_name: str | None = None,
     batch_tokens: int | None = None,
+    allow_pickle: bool = False,
 ) -> GenerativeJudge:
     """`load_reward_model`'s entry for kind "generative": its option names mapped onto the judge.
 
@@ -425,11 +427,22 @@ def load_judge(
         max_length=max_length or 2048,
         gguf_file=gguf_file,
         attn_implementation=attn_implementation,
+        allow_pickle=allow_pickle,
     )
 
 
-def _load(path: Path, dtype, device, trust_remote_code: bool, gguf_file: str | None, attn: str | None):
+def _load(
+    path: Path,
+    dtype,
+    device,
+    trust_remote_code: bool,
+    gguf_file: str | None,
+    attn: str | None,
+    allow_pickle: bool = False,
+):
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rewardkit.core.loading import safe_weights
 
     if gguf_file is not None and not (path / gguf_file).is_file():
         raise RewardkitError(f"gguf_file={gguf_file!r}: not found in {path}")
@@ -452,5 +465,6 @@ def _load(path: Path, dtype, device, trust_remote_code: bool, gguf_file: str | N
         device_map=device,
         attn_implementation=attn,
         trust_remote_code=trust_remote_code,
+        **safe_weights(str(path), gguf_file=gguf_file, allow_pickle=allow_pickle),
     )
     return model.eval(), tokenizer

@@ -29,6 +29,7 @@ def load_seq_classifier(
     template_name: str | None = "auto",
     max_length: int | None = None,
     batch_tokens: int = 16384,
+    allow_pickle: bool = False,
 ) -> ClassifierRM:
     """A sequence-classifier reward model ready to score (with prefix sharing for decoders).
 
@@ -45,6 +46,7 @@ def load_seq_classifier(
         attn_implementation=attn_implementation,
         device_map=device_map,
         trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
     ).eval()
     ensure_pad_token(tokenizer, model)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))
