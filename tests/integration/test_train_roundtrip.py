@@ -177,3 +177,55 @@ def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
     )
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("accuracy" in entry for entry in log)  # the pair metrics are logged during training
+
+
+def test_cli_train_sample_limits_validation_file_drop_report_and_adapter_export(tmp_path, tiny_llama_dir):
+    pairs = [
+        json.loads(line)
+        for line in write_synthetic_pairs(tmp_path / "p.jsonl", 15, 1).read_text().splitlines()
+    ]
+    too_long = {"prompt": "q", "chosen": "x" * 1100, "rejected": "y"}
+    same = {"prompt": "q", "chosen": "same", "rejected": "same"}
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [too_long, same, *pairs[:10]])
+    )
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs[10:]))
+    out = tmp_path / "rm"
+    argv = [
+        "train",
+        "--model_name_or_path",
+        str(tiny_llama_dir),
+        "--train_file_dir",
+        str(tmp_path / "train.jsonl"),
+    ]
+    argv += [
+        "--validation_file_dir",
+        str(tmp_path / "dev.jsonl"),
+        "--max_train_samples",
+        "6",
+        "--max_eval_samples",
+        "3",
+    ]
+    argv += ["--max_length", "1024", "--output_dir", str(out), "--max_steps", "1", "--report_to", "none"]
+    argv += [
+        "--use_peft",
+        "true",
+        "--export",
+        "adapter",
+        "--packing",
+        "off",
+        "--save_strategy",
+        "no",
+        "--use_cpu",
+        "true",
+    ]
+    assert main(argv) == 0
+    metrics = json.loads((out / "rewardkit_metrics.json").read_text())
+    # 12 rows: the identical pair dropped on reading, the first 6 of the rest kept, the too-long one then dropped
+    assert (metrics["train"]["train_samples"], metrics["eval"]["eval_samples"]) == (5, 3), metrics["data"]
+    assert metrics["data"]["dropped"] == {"identical": 1, "too_long": 1}
+    assert metrics["data"]["examples"]["too_long"] == [f"{tmp_path / 'train.jsonl'}:1"]
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() or (
+        out / "adapter_model.safetensors"
+    ).is_file()
+    assert not (out / "model.safetensors").exists()
