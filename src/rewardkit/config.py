@@ -79,6 +79,10 @@ class ModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run the model folder's own Python code."}
     )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "Load pickle weights (pytorch_model.bin); by default only safetensors or GGUF."},
+    )
 
     def __post_init__(self):
         if not self.model_name_or_path:
@@ -344,6 +348,10 @@ class RewardModelArguments:
     trust_remote_code: bool = field(
         default=False, metadata={"help": "Run the model folder's own Python code."}
     )
+    allow_pickle: bool = field(
+        default=False,
+        metadata={"help": "Load pickle weights (pytorch_model.bin); by default only safetensors or GGUF."},
+    )
     template_name: str | None = field(default="auto", metadata={"help": f"Chat template: {TEMPLATES_HELP}."})
     max_length: int | None = field(
         default=None,
@@ -417,6 +425,7 @@ class RewardModelArguments:
             attn_implementation=self.attn_implementation,
             device_map=self.device_map or device_map,
             trust_remote_code=self.trust_remote_code,
+            allow_pickle=self.allow_pickle,
             template_name=self.template_name,
             max_length=self.max_length,
             batch_tokens=self.batch_tokens,

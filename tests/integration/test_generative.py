@@ -88,15 +88,68 @@ def test_tiny_judge_generates_and_truncates(tiny_causal_dir):
     assert len(judge.last_generations) == 2 and judge.stats()["judgments"] == 2
 
 
-def test_tiny_logprob_is_a_probability(tiny_causal_dir):
+def next_token_probs(folder, user: str, prefill: str, pieces: list[str]) -> list[float]:
+    """Softmax over `pieces` (one token each) of a causal LM's next-token logits after the judge prompt,
+    computed here with plain transformers, one unpadded row."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    lm = AutoModelForCausalLM.from_pretrained(folder).eval()
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": user}], tokenize=False, add_generation_prompt=True
+    )
+    ids = tok(text + prefill, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = lm(input_ids=ids).logits[0, -1].double()
+    return torch.softmax(logits[tok.convert_tokens_to_ids(pieces)], -1).tolist()
+
+
+@pytest.fixture
+def peaked_causal_dir(tiny_causal_dir, tmp_path):
+    """The tiny causal LM with a large random output layer, so that next-token probabilities differ
+    clearly (the default init gives a near-uniform distribution, P(A) within 1e-5 of 0.5)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    lm = AutoModelForCausalLM.from_pretrained(tiny_causal_dir)
+    torch.manual_seed(1)
+    torch.nn.init.normal_(lm.lm_head.weight, std=3.0)
+    lm.save_pretrained(tmp_path / "peaked")
+    AutoTokenizer.from_pretrained(tiny_causal_dir).save_pretrained(tmp_path / "peaked")
+    return tmp_path / "peaked"
+
+
+def test_tiny_logprob_equals_the_models_own_probabilities(peaked_causal_dir):
+    from rewardkit.scorers import judge_prompts as jp
+
+    tiny_causal_dir = peaked_causal_dir
     judge = GenerativeJudge(tiny_causal_dir, mode="logprob", batch_size=2)
+    history = [{"role": "user", "content": QUESTION}]
+
+    def p_a(x, y):
+        user = jp.pairwise_prompt(history, x, y, True)
+        return next_token_probs(tiny_causal_dir, user, jp.VERDICT_PREFILL, ["A", "B"])[0]
+
     p_xy = judge.score_pairs([QUESTION], [GOOD], [BAD])[0][0]
+    first, second = p_a(GOOD, BAD), p_a(BAD, GOOD)
+    assert abs(first - 0.5) > 0.01  # the model leans towards one letter: P(A) is read, not a default
+    assert p_xy == pytest.approx((first + 1 - second) / 2, abs=1e-6)  # x shown first, and x shown second
     p_yx = judge.score_pairs([QUESTION], [BAD], [GOOD])[0][0]
-    assert 0 < p_xy < 1 and p_xy + p_yx == pytest.approx(1.0, abs=1e-6)
+    assert p_xy + p_yx == pytest.approx(1.0, abs=1e-6)
+    # "10" and "]]" are two characters here, so ratings are 1..9: the mean under the softmax over "1".."9"
     ratings = judge.score([rated(GOOD), rated(BAD)])
-    assert all(1.0 <= r <= 9.0 for r in ratings)  # "10" and "]]" are two characters here: ratings 1..9
-    ranked = judge.compare(QUESTION, [GOOD, BAD, "4"])
-    assert sorted(ranked.ranking) == [0, 1, 2] and sum(ranked.scores) == pytest.approx(1.5)
+    for answer, rating in zip((GOOD, BAD), ratings):
+        probs = next_token_probs(
+            tiny_causal_dir, jp.pointwise_prompt(history, answer, True), jp.RATING_PREFILL, list("123456789")
+        )
+        assert rating == pytest.approx(sum((k + 1) * p for k, p in enumerate(probs)), abs=1e-4)
+    # best-of-N: each answer's score is its mean win probability against the others
+    answers = [GOOD, BAD, "4"]
+    ranked = judge.compare(QUESTION, answers)
+    wins = [
+        sum(judge.score_pairs([QUESTION], [a], [b])[0][0] for b in answers if b is not a) / 2 for a in answers
+    ]
+    assert ranked.scores == pytest.approx(wins, abs=1e-5)
+    assert ranked.ranking == sorted(range(3), key=lambda i: -wins[i])
 
 
 def test_tiny_pointwise_falls_back_and_edges(tiny_causal_dir):

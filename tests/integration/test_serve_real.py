@@ -17,7 +17,7 @@ CONVS = [
 def test_concurrent_requests_get_their_own_scores(tiny_llama_dir):
     rm = load_reward_model(str(tiny_llama_dir))
     alone = rm.score(CONVS)
-    app = create_app(rm, max_wait_ms=20, max_batch_items=16)
+    app = create_app(rm, max_wait_ms=200, max_batch_items=16)
     with TestClient(app) as client:
 
         def call(i):
@@ -28,7 +28,24 @@ def test_concurrent_requests_get_their_own_scores(tiny_llama_dir):
         metrics = client.get("/metrics").text
     got = [s for r in results for s in r["scores"]]
     assert got == pytest.approx(alone, abs=1e-5)
-    assert "batch" in metrics
+    batches = batch_size_histogram(metrics)
+    assert batches["sum"] == 24  # every conversation went through the model once
+    assert batches["count"] < 8  # fewer model calls than the 8 requests: requests were merged
+    assert batches["le=16"] == batches["count"]  # and no call went over max_batch_items
+
+
+def batch_size_histogram(text: str) -> dict[str, float]:
+    """{"count", "sum", "le=<bucket>"} of `rewardkit_batch_size` in a Prometheus text exposition."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    (family,) = [f for f in text_string_to_metric_families(text) if f.name == "rewardkit_batch_size"]
+    out = {}
+    for sample in family.samples:
+        if sample.name.endswith("_bucket"):
+            out[f"le={float(sample.labels['le']):g}"] = sample.value
+        elif sample.name.endswith(("_count", "_sum")):
+            out[sample.name.rsplit("_", 1)[1]] = sample.value
+    return out
 
 
 def test_get_reward_matches_score_of_formatted_text(tiny_llama_dir):

@@ -10,8 +10,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from rewardkit.cli import main
 from rewardkit.core.batching import pad_rows
 from rewardkit.core.rewards import sequence_rewards
-from rewardkit.data.tokenize import encode, install_chat_template
+from rewardkit.data.tokenize import encode, encode_pair, install_chat_template
 from rewardkit.scorers.load import load_reward_model
+from rewardkit.train.data import read_splits
 from rewardkit.train.export import export_model
 from rewardkit.train.lora import apply_lora
 
@@ -138,9 +139,93 @@ def test_cli_train_tiny_llama_end_to_end(tmp_path, tiny_llama_dir, use_peft):
     assert code == 0
     metrics = json.loads((out / "rewardkit_metrics.json").read_text())
     assert metrics["train"]["train_samples"] == 18 and metrics["eval"]["eval_samples"] == 6
-    assert set(metrics["eval"]) >= {"eval_loss", "eval_accuracy", "eval_margin", "eval_rewards_chosen"}
+    # Recompute the validation rewards from the exported checkpoint, one conversation at a time.
+    _, validation, _ = read_splits(
+        dataset_name=None,
+        train_file_dir=str(tmp_path / "train.jsonl"),
+        validation_file_dir=None,
+        validation_split_percentage=25,
+        max_train_samples=None,
+        max_eval_samples=None,
+        seed=42,  # TrainingArguments' default seed
+    )
+    exported = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    tok = AutoTokenizer.from_pretrained(out)
+    chosen, rejected = [], []
+    with torch.no_grad():
+        for pair in validation:
+            enc = encode_pair(tok, pair, 1024)
+            for ids, side in ((enc.chosen_ids, chosen), (enc.rejected_ids, rejected)):
+                side.append(sequence_rewards(exported, torch.tensor([ids]), torch.ones(1, len(ids))).item())
+    rewards = torch.tensor(chosen + rejected)
     config = json.loads((out / "config.json").read_text())
-    assert "reward_mean" in config and config["reward_std"] > 0
-    assert len(seed_snippet_scores(out)) == 3
+    assert config["reward_mean"] == pytest.approx(rewards.mean().item(), abs=1e-4)
+    assert config["reward_std"] == pytest.approx(rewards.std().item(), abs=1e-4)
+    wins = sum(c > r for c, r in zip(chosen, rejected, strict=True))
+    assert metrics["eval"]["eval_accuracy"] == pytest.approx(wins / 6)
+    assert metrics["eval"]["eval_rewards_chosen"] == pytest.approx(sum(chosen) / 6, abs=1e-4)
+    # Training moved both the head and the backbone away from the starting weights.
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_llama_dir).state_dict()
+    end = exported.state_dict()
+    assert not torch.equal(start["score.weight"], end["score.weight"])
+    assert not torch.equal(
+        start["model.layers.0.self_attn.q_proj.weight"], end["model.layers.0.self_attn.q_proj.weight"]
+    )
+    assert seed_snippet_scores(out) == pytest.approx(
+        [sequence_rewards(exported, *pad_rows([encode(tok, c)], tok.pad_token_id)).item() for c in CONVS],
+        abs=1e-5,
+    )
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("accuracy" in entry for entry in log)  # the pair metrics are logged during training
+
+
+def test_cli_train_sample_limits_validation_file_drop_report_and_adapter_export(tmp_path, tiny_llama_dir):
+    pairs = [
+        json.loads(line)
+        for line in write_synthetic_pairs(tmp_path / "p.jsonl", 15, 1).read_text().splitlines()
+    ]
+    too_long = {"prompt": "q", "chosen": "x" * 1100, "rejected": "y"}
+    same = {"prompt": "q", "chosen": "same", "rejected": "same"}
+    (tmp_path / "train.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in [too_long, same, *pairs[:10]])
+    )
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in pairs[10:]))
+    out = tmp_path / "rm"
+    argv = [
+        "train",
+        "--model_name_or_path",
+        str(tiny_llama_dir),
+        "--train_file_dir",
+        str(tmp_path / "train.jsonl"),
+    ]
+    argv += [
+        "--validation_file_dir",
+        str(tmp_path / "dev.jsonl"),
+        "--max_train_samples",
+        "6",
+        "--max_eval_samples",
+        "3",
+    ]
+    argv += ["--max_length", "1024", "--output_dir", str(out), "--max_steps", "1", "--report_to", "none"]
+    argv += [
+        "--use_peft",
+        "true",
+        "--export",
+        "adapter",
+        "--packing",
+        "off",
+        "--save_strategy",
+        "no",
+        "--use_cpu",
+        "true",
+    ]
+    assert main(argv) == 0
+    metrics = json.loads((out / "rewardkit_metrics.json").read_text())
+    # 12 rows: the identical pair dropped on reading, the first 6 of the rest kept, the too-long one then dropped
+    assert (metrics["train"]["train_samples"], metrics["eval"]["eval_samples"]) == (5, 3), metrics["data"]
+    assert metrics["data"]["dropped"] == {"identical": 1, "too_long": 1}
+    assert metrics["data"]["examples"]["too_long"] == [f"{tmp_path / 'train.jsonl'}:1"]
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() or (
+        out / "adapter_model.safetensors"
+    ).is_file()
+    assert not (out / "model.safetensors").exists()

@@ -1,9 +1,12 @@
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail
 
 from rewardkit.cli import COMMANDS, load_config, main, parse_dataclasses, split_config
 from rewardkit.config import translate_legacy_args
@@ -33,13 +36,26 @@ def test_top_level_help_lists_every_command(capsys):
                 "--gguf_file",
                 "--export",
                 "--packing",
+                "--allow_pickle",
             ],
         ),
-        ("score", ["--model", "--input", "--output", "--resume", "--skip_bad_lines", "--kind"]),
-        ("eval", ["--model", "--data", "--sections", "--baseline_scores", "--n_boot"]),
+        (
+            "score",
+            ["--model", "--input", "--output", "--resume", "--skip_bad_lines", "--kind", "--allow_pickle"],
+        ),
+        ("eval", ["--model", "--data", "--sections", "--baseline_scores", "--n_boot", "--allow_pickle"]),
         (
             "serve",
-            ["--model", "--host", "--port", "--api_key", "--max_batch_tokens", "--max_wait_ms", "--backend"],
+            [
+                "--model",
+                "--host",
+                "--port",
+                "--api_key",
+                "--max_batch_tokens",
+                "--max_wait_ms",
+                "--backend",
+                "--allow_pickle",
+            ],
         ),
         ("demo", ["--output_dir", "--n_train", "--use_peft"]),
     ],
@@ -47,7 +63,7 @@ def test_top_level_help_lists_every_command(capsys):
 def test_subcommand_help(command, flags):
     """Through the installed console script, as a user runs it."""
     proc = subprocess.run(
-        [sys.executable, "-m", "rewardkit.cli", command, "--help"],
+        [entry_point(), command, "--help"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -55,6 +71,25 @@ def test_subcommand_help(command, flags):
     assert proc.returncode == 0, proc.stderr
     for flag in flags:
         assert flag in proc.stdout
+
+
+def entry_point() -> str:
+    """The `rewardkit` console script of this environment (pyproject's [project.scripts])."""
+    found = Path(sys.executable).parent / "rewardkit"
+    if not found.is_file():
+        found = shutil.which("rewardkit")
+        if found is None:
+            skip_or_fail("the `rewardkit` entry point is not installed (pip install -e .)")
+    return str(found)
+
+
+def test_entry_point_runs_the_cli():
+    top = subprocess.run([entry_point(), "--help"], capture_output=True, text=True, timeout=120)
+    assert top.returncode == 0 and all(f"  {name} " in top.stdout for name in COMMANDS)
+    bad = subprocess.run([entry_point(), "nonsense"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "rewardkit: error: unknown command 'nonsense'; choose from train, score, eval, serve, demo"
+    ]
 
 
 def test_unknown_command(capsys):

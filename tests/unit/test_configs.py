@@ -20,6 +20,7 @@ def test_every_config_is_covered():
     assert not extra, f"add a test for {extra}"
 
 
+@pytest.mark.slow  # resolves packaged:smollm2 to the installed GGUF weights
 def test_prm_train_config_parses():
     from transformers import TrainingArguments
 
@@ -35,6 +36,7 @@ def test_prm_train_config_parses():
     assert training.per_device_train_batch_size == 8 and data.max_length == 512
 
 
+@pytest.mark.slow  # resolves packaged:smollm2 to the installed GGUF weights
 def test_train_config_parses(tmp_path):
     from transformers import TrainingArguments
 
@@ -73,6 +75,44 @@ ACCELERATE: list[str] = [
 DEEPSPEED: list[str] = ["deepspeed_zero2.json", "deepspeed_zero3.json"]
 
 
-@pytest.mark.parametrize("name", ACCELERATE + DEEPSPEED)
-def test_scale_out_configs_load(name):  # filled in by the scale-out configs
-    assert (CONFIGS / name).is_file()
+EXPECTED_ACCELERATE = {  # (distributed_type, num_machines, num_processes, use_cpu)
+    "accelerate_ddp_cpu.yaml": ("MULTI_GPU", 1, 2, True),
+    "accelerate_multi_gpu.yaml": ("MULTI_GPU", 1, 8, False),
+    "accelerate_multi_node.yaml": ("MULTI_GPU", 2, 16, False),
+    "accelerate_fsdp.yaml": ("FSDP", 1, 8, False),
+}
+
+
+@pytest.mark.parametrize("name", ACCELERATE)
+def test_accelerate_configs_parse_with_accelerate(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / name))  # accelerate launch --config_file reads it so
+    got = (config.distributed_type.value, config.num_machines, config.num_processes, config.use_cpu)
+    assert got == EXPECTED_ACCELERATE[name]
+
+
+@pytest.mark.parametrize(("name", "stage"), [("deepspeed_zero2.json", 2), ("deepspeed_zero3.json", 3)])
+def test_deepspeed_configs_parse_through_the_train_parser(name, stage, tmp_path, monkeypatch):
+    from conftest import require
+
+    require("deepspeed")
+    from transformers import TrainingArguments
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
+
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false")  # parse only; no process group
+    argv = [
+        "--model_name_or_path",
+        str(tmp_path),
+        "--train_file_dir",
+        "x.jsonl",
+        "--output_dir",
+        str(tmp_path / "o"),
+    ]
+    *_, training, _ = parse_dataclasses(
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
+        [*argv, "--deepspeed", str(CONFIGS / name)],
+        "rewardkit train",
+    )
+    assert training.hf_deepspeed_config.config["zero_optimization"]["stage"] == stage

@@ -365,3 +365,42 @@ def test_prefix_sharing_models_get_whole_items(main_run, tmp_path):
         sum(chunk) <= 3 or len(chunk) == 1 for chunk in grouping.chunks
     )  # about batch_size, items whole
     assert res["summary"]["accuracy"]["value"] == main_run[0]["summary"]["accuracy"]["value"]
+
+
+def test_calibration_correlations_and_length_buckets_by_hand(main_run):
+    import math
+
+    import numpy as np
+
+    s = main_run[0]["summary"]
+    # confidence sigmoid(|margin|), "right" when margin > 0. Margins 1, 0, -3, 4, 0, 1:
+    #   bin [0.5, 0.55): B, E (0.5, both wrong); [0.7, 0.75): A, F (sigmoid(1), both right);
+    #   [0.95, 1.0]: C (sigmoid(3), wrong) and D (sigmoid(4), right)
+    s1, s3, s4 = (1 / (1 + math.exp(-m)) for m in (1, 3, 4))
+    table = [row for row in s["calibration"]["table"] if row["count"]]
+    assert [(r["bin_low"], r["count"], r["accuracy"]) for r in table] == [
+        (0.5, 2, 0.0),
+        (0.7, 2, 1.0),
+        (0.95, 2, 0.5),
+    ]
+    assert [r["mean_confidence"] for r in table] == pytest.approx([0.5, s1, (s3 + s4) / 2])
+    ece = (2 * 0.5 + 2 * (1 - s1) + 2 * abs(0.5 - (s3 + s4) / 2)) / 6
+    assert s["calibration"]["ece"] == pytest.approx(ece)  # 0.41208
+    # reward vs length (characters) over all 16 answers, in ITEMS order
+    lengths = [4, 2, 2, 4, 3, 3, 6, 3, 8, 2, 3, 4, 1, 2, 3, 4]
+    scores = [2, 1, 1, 1, 0, 3, 5, 1, 4, 4, 1, 0, 3, 1, 2, 0]
+    lb = s["length_bias"]
+    assert lb["pearson"] == pytest.approx(np.corrcoef(lengths, scores)[0, 1])
+    # Spearman: Pearson on average ranks (ties share the mean of their places), ranked by hand
+    length_ranks = [12.5, 3.5, 3.5, 12.5, 8, 8, 15, 8, 16, 3.5, 8, 12.5, 1, 3.5, 8, 12.5]
+    score_ranks = [10.5, 6.5, 6.5, 6.5, 2, 12.5, 16, 6.5, 14.5, 14.5, 6.5, 2, 12.5, 6.5, 10.5, 2]
+    assert lb["spearman"] == pytest.approx(np.corrcoef(length_ranks, score_ranks)[0, 1])
+    # d = (chosen - rejected) / longer, N-way sides by mean length:
+    #   A 2/4 = .5, B -2/4 = -.5, C 0, D 3/6 = .5, E (8-3)/8, F (1-3)/3 -> credits 1, 0, 0, 1, .5, 1
+    got = {b["bucket"]: (b["count"], b["accuracy"]["value"]) for b in lb["buckets"]}
+    assert got == {
+        "d < -0.5": (1, 1.0),
+        "-0.5 <= d < -0.1": (1, 0.0),
+        "-0.1 <= d < 0.1": (1, 0.0),
+        "d >= 0.5": (3, pytest.approx(2.5 / 3)),
+    }

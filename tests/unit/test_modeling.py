@@ -41,13 +41,18 @@ def test_decoder_batch_size_invariance(char_tokenizer):
 def test_reward_read_at_last_real_token_even_if_it_is_the_pad_id(char_tokenizer):
     """HF's own forward reads one token early when the text ends in the pad token; we do not."""
     model = make_tiny_llama(char_tokenizer)
-    row = [1, 5, 6, char_tokenizer.pad_token_id]
+    pad = char_tokenizer.pad_token_id
+    row = [1, 5, 6, pad]
     with torch.no_grad():
         ours = sequence_rewards(model, torch.tensor([row]), torch.ones(1, 4, dtype=torch.long))
+        per_position = model.score(model.model(input_ids=torch.tensor([row])).last_hidden_state)[0, :, 0]
         hf_full = model(input_ids=torch.tensor([row])).logits[0, 0]
-        hf_short = model(input_ids=torch.tensor([row[:3]])).logits[0, 0]
-    assert torch.isclose(hf_full, hf_short)  # the HF quirk
-    assert not torch.isclose(ours[0], hf_short)
+        # the same row left-padded by two: the pad ids in front are masked, the final pad is real
+        left = sequence_rewards(model, torch.tensor([[pad, pad, *row]]), torch.tensor([[0, 0, 1, 1, 1, 1]]))
+    assert torch.isclose(hf_full, per_position[2])  # the HF quirk: read at the token before the final pad
+    assert ours[0].item() == pytest.approx(per_position[3].item(), abs=1e-6)
+    assert left[0].item() == pytest.approx(per_position[3].item(), abs=1e-5)
+    assert abs(per_position[3] - per_position[2]) > 1e-3  # the two positions are told apart
 
 
 def test_encoder_right_padding_batch_invariance(char_tokenizer):

@@ -125,20 +125,20 @@ def test_all_layouts_scored_with_their_fields(tmp_path, char_tokenizer):
     summary = run_score(counting_rm(char_tokenizer), args_for(tmp_path, inp, chunk_size=4))
     out = read_jsonl(tmp_path / "out.jsonl")
     assert (summary["rows"], summary["conversations"], summary["pairs"], summary["skipped"]) == (6, 4, 2, 0)
-    assert out[0]["messages"] == [USER, ANSWER] and out[0]["score"] == n_tokens(
-        char_tokenizer, [USER, ANSWER]
-    )
-    assert out[0]["num_tokens"] == out[0]["score"] and out[0]["truncated"] is False
-    assert out[1]["id"] == "b"  # the input row's own columns are kept
-    assert out[2]["score"] == n_tokens(
-        char_tokenizer, [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
-    )
-    system_conv = [{"role": "system", "content": "Be brief."}, USER, {"role": "assistant", "content": "4"}]
-    assert out[3]["score"] == n_tokens(char_tokenizer, system_conv)
-    assert out[4]["score_chosen"] == n_tokens(char_tokenizer, [USER, ANSWER])
-    assert out[4]["score_rejected"] == out[4]["score_chosen"] + 1  # "22" is one character longer than "4"
-    assert out[4]["num_tokens_rejected"] == out[4]["score_rejected"] and out[4]["truncated"] is False
-    assert out[5]["score_rejected"] == out[5]["score_chosen"] + 1 and out[5]["chosen"] == ROWS[5]["chosen"]
+    # Counted by hand: <s>, then per message <|role|> + one token per character + </s>.
+    # [USER, ANSWER] = 1 + (1 + 4 + 1) + (1 + 1 + 1) = 10
+    assert out[0]["messages"] == [USER, ANSWER] and out[0]["score"] == 10
+    assert out[0]["num_tokens"] == 10 and out[0]["truncated"] is False
+    assert out[1]["id"] == "b" and out[1]["score"] == 13  # the input row's own columns are kept; "five"
+    assert out[2]["score"] == 1 + (1 + 2 + 1) + (1 + 11 + 1)  # "Hi" / "Hello there"
+    assert out[3]["score"] == 1 + (1 + 9 + 1) + 6 + 3  # "Be brief." system turn
+    assert (out[4]["score_chosen"], out[4]["score_rejected"]) == (10, 11)  # "4" / "22"
+    assert out[4]["num_tokens_rejected"] == 11 and out[4]["truncated"] is False
+    assert (out[5]["score_chosen"], out[5]["score_rejected"]) == (
+        10,
+        11,
+    )  # HH text parsed to turns: "4" / "5!"
+    assert out[5]["chosen"] == ROWS[5]["chosen"]
     assert "normalized" not in out[0] and "sub_scores" not in out[0]
     assert not (tmp_path / "out.jsonl.bad.jsonl").exists()
 

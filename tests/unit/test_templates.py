@@ -87,6 +87,7 @@ def test_render_rejects_non_alternating():
         get_conv_template("plain").render([{"role": "assistant", "content": "x"}])
 
 
+@pytest.mark.slow  # the packaged MiniLM tokenizer
 def test_special_affixes_bos_and_bert(char_tokenizer, minilm_dir):
     from transformers import AutoTokenizer
 

@@ -23,6 +23,36 @@ def torch_dtype(name: str, flag: str = "--torch_dtype"):
     return name if name == "auto" else getattr(torch, name)
 
 
+PICKLE_WEIGHTS = ("pytorch_model*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl")
+
+
+def safe_weights(
+    path: str, *, gguf_file: str | None = None, allow_pickle: bool = False, flag: str = "--model"
+) -> dict:
+    """`from_pretrained` keyword arguments that keep pickle weights out unless `allow_pickle`.
+
+    A local folder whose only weights are pickle files (`pytorch_model.bin` and the like) is refused
+    with an error naming --allow_pickle: unpickling a file can run code, and the project loads only
+    safetensors (or GGUF) unless a flag says otherwise. Otherwise returns `use_safetensors=True`, so
+    transformers itself never falls back to a pickle file (nothing when allowed or for GGUF).
+
+    Example:
+        >>> safe_weights("/nonexistent/hub-id")
+        {'use_safetensors': True}
+    """
+    if allow_pickle or gguf_file:
+        return {}
+    folder = Path(path)
+    if folder.is_dir() and not any(folder.glob("model*.safetensors")):  # not value_head/adapter files
+        pickles = sorted({p.name for pattern in PICKLE_WEIGHTS for p in folder.glob(pattern)})
+        if pickles:
+            raise RewardkitError(
+                f"{flag} {path}: the weights are pickle files only ({', '.join(pickles[:3])}), which can "
+                "run code when loaded; convert them to safetensors, or pass --allow_pickle to load them"
+            )
+    return {"use_safetensors": True}
+
+
 def load_tokenizer(
     path: str,
     *,
@@ -85,6 +115,7 @@ def load_sequence_classifier(
     load_in_4bit: bool = False,
     load_in_8bit: bool = False,
     cache_dir: str | None = None,
+    allow_pickle: bool = False,
     flag: str = "--model",
     num_labels: int = 1,
 ):
@@ -93,12 +124,14 @@ def load_sequence_classifier(
     `num_labels` > 1 only for a checkpoint that declares several reward outputs (a head ensemble).
 
     A GGUF checkpoint is dequantised (see `forget_gguf_quantizer`); errors name `flag`, the option
-    the path came from (`--model` for score/eval/serve, `--model_name_or_path` for train).
+    the path came from (`--model` for score/eval/serve, `--model_name_or_path` for train). Pickle
+    weights are refused unless `allow_pickle` (see `safe_weights`).
     """
     from transformers import AutoModelForSequenceClassification
 
     weights_dtype = torch_dtype(dtype)
     kwargs = dict(
+        **safe_weights(path, gguf_file=gguf_file, allow_pickle=allow_pickle, flag=flag),
         num_labels=num_labels,
         dtype=weights_dtype,
         trust_remote_code=trust_remote_code,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from rewardkit.config import DTYPE_NAMES
-from rewardkit.core.loading import forget_gguf_quantizer, torch_dtype
+from rewardkit.core.loading import forget_gguf_quantizer, safe_weights, torch_dtype
 from rewardkit.core.packing import PAD, PROMPT, packed_forward
 from rewardkit.core.rewards import head_outputs, is_decoder, position_ids_from_mask, unwrap
 from rewardkit.errors import RewardkitError, first_line
@@ -41,6 +41,7 @@ def load_token_classifier(
     quantization_config=None,
     cache_dir: str | None = None,
     flag: str = "--model",
+    allow_pickle: bool = False,
 ):
     """`AutoModelForTokenClassification` with two labels (bad, good), a new head if the checkpoint has none.
 
@@ -52,6 +53,7 @@ def load_token_classifier(
     if dtype not in DTYPE_NAMES:
         raise RewardkitError(f"--torch_dtype {dtype}: accepted values are {', '.join(DTYPE_NAMES)}")
     kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code, cache_dir=cache_dir)
+    kwargs.update(safe_weights(path, gguf_file=gguf_file, allow_pickle=allow_pickle, flag=flag))
     for key, value in (
         ("gguf_file", gguf_file),
         ("attn_implementation", attn_implementation),

@@ -296,7 +296,7 @@ def pair_confidence(margins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return sigmoid(np.abs(m)), m > 0
 
 
-def reliability_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 10) -> list[dict]:
+def reliability_table(confidence: np.ndarray, correct: np.ndarray, n_bins: int) -> list[dict]:
     """Equal-width bins on [0.5, 1]: each row is bin edges, count, mean confidence, empirical accuracy.
 
     Bins are closed on the left, the last one on both sides; empty bins have None for the means.

@@ -35,6 +35,7 @@ from rewardkit.core.loading import (
     ensure_pad_token,
     load_tokenizer,
     reward_normalization,
+    safe_weights,
     torch_dtype,
 )
 from rewardkit.core.rewards import last_token_index, position_ids_from_mask
@@ -198,11 +199,17 @@ def _load_kwargs(
     attn_implementation: str | None,
     device_map: str | None,
     trust_remote_code: bool,
+    path: str,
+    allow_pickle: bool,
 ) -> dict:
     """`from_pretrained` keyword arguments, checking the options this kind cannot honour."""
     if gguf_file:
         raise RewardkitError(f"--gguf_file: {kind} models are loaded from safetensors folders, not GGUF")
-    kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code)
+    kwargs = dict(
+        dtype=torch_dtype(dtype),
+        trust_remote_code=trust_remote_code,
+        **safe_weights(path, allow_pickle=allow_pickle),
+    )
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     if device_map:
@@ -237,6 +244,7 @@ def load_value_head(
     template_name: str | None = "auto",
     max_length: int | None = None,
     batch_tokens: int = 16384,
+    allow_pickle: bool = False,
     **_ignored,
 ) -> ClassifierRM:
     """A value-head reward model (OpenRLHF, LLaMA-Factory or TRL layout) ready to score.
@@ -249,7 +257,9 @@ def load_value_head(
         [0.73...]
     """
     folder = Path(path)
-    kwargs = _load_kwargs("value-head", gguf_file, dtype, attn_implementation, device_map, trust_remote_code)
+    kwargs = _load_kwargs(
+        "value-head", gguf_file, dtype, attn_implementation, device_map, trust_remote_code, path, allow_pickle
+    )
     weight, bias, prefix, layout = _read_head(folder)
     backbone = _load_backbone(path, prefix, kwargs)
     hidden = backbone.config.get_text_config().hidden_size
@@ -337,6 +347,7 @@ def load_remote_code(
     template_name: str | None = "auto",
     max_length: int | None = None,
     batch_tokens: int = 16384,
+    allow_pickle: bool = False,
     **_ignored,
 ) -> ClassifierRM:
     """A model whose own code computes the reward (ArmoRM style), loaded only with `trust_remote_code=True`.
@@ -359,7 +370,9 @@ def load_remote_code(
             f"--model {path}: this model runs its own Python code (config.json auto_map); "
             "read that code, then pass --trust_remote_code to run it"
         )
-    kwargs = _load_kwargs("remote-code", gguf_file, dtype, attn_implementation, device_map, True)
+    kwargs = _load_kwargs(
+        "remote-code", gguf_file, dtype, attn_implementation, device_map, True, path, allow_pickle
+    )
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, **kwargs).eval()
     except (OSError, ValueError, ImportError) as e:

@@ -257,14 +257,16 @@ def load_causal_lm(
     device_map: str | None = None,
     trust_remote_code: bool = False,
     flag: str = "--model",
+    allow_pickle: bool = False,
 ):
     """`AutoModelForCausalLM` from a local folder (or a GGUF file in it, dequantised), in eval mode."""
     from transformers import AutoModelForCausalLM
 
-    from rewardkit.core.loading import forget_gguf_quantizer, torch_dtype
+    from rewardkit.core.loading import forget_gguf_quantizer, safe_weights, torch_dtype
     from rewardkit.errors import first_line
 
     kwargs = dict(dtype=torch_dtype(dtype), trust_remote_code=trust_remote_code)
+    kwargs.update(safe_weights(path, gguf_file=gguf_file, allow_pickle=allow_pickle, flag=flag))
     for key, value in (("gguf_file", gguf_file), ("attn_implementation", attn_implementation)):
         if value:
             kwargs[key] = value
@@ -294,6 +296,7 @@ def load_dpo(
     template_name: str | None = "auto",
     max_length: int | None = None,
     batch_tokens: int = 16384,
+    allow_pickle: bool = False,
 ) -> DPORewardModel:
     """A DPO policy (a causal LM folder) and its optional reference as a reward model.
 
@@ -307,7 +310,9 @@ def load_dpo(
         raise RewardkitError(f"--beta {beta}: must be > 0")
     tokenizer = load_tokenizer(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))
-    common = dict(dtype=dtype, attn_implementation=attn_implementation, device_map=device_map)
+    common = dict(
+        dtype=dtype, attn_implementation=attn_implementation, device_map=device_map, allow_pickle=allow_pickle
+    )
     policy = load_causal_lm(path, gguf_file=gguf_file, trust_remote_code=trust_remote_code, **common)
     ref_model = None
     if reference:

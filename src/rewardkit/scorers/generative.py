@@ -68,6 +68,7 @@ class GenerativeJudge(GroupMixin):
         max_length: int = 2048,
         gguf_file: str | None = None,
         attn_implementation: str | None = None,
+        allow_pickle: bool = False,
     ):
         check_choice("mode", mode, JUDGE_MODES)
         check_at_least("max_new_tokens", max_new_tokens, 1)
@@ -77,7 +78,7 @@ class GenerativeJudge(GroupMixin):
         self.mode, self.max_new_tokens, self.seed = mode, max_new_tokens, seed
         self.batch_size, self.max_length = batch_size, max_length
         self.model, self.tokenizer = _load(
-            Path(model_path), dtype, device, trust_remote_code, gguf_file, attn_implementation
+            Path(model_path), dtype, device, trust_remote_code, gguf_file, attn_implementation, allow_pickle
         )
         self.last_generations: list[str] = []  # raw judge outputs of the latest call, for inspection
         self.reset_stats()
@@ -329,6 +330,7 @@ def load_judge(
     attn_implementation: str | None = None,
     template_name: str | None = None,
     batch_tokens: int | None = None,
+    allow_pickle: bool = False,
 ) -> GenerativeJudge:
     """`load_reward_model`'s entry for kind "generative": its option names mapped onto the judge.
 
@@ -349,14 +351,29 @@ def load_judge(
         max_length=max_length or 2048,
         gguf_file=gguf_file,
         attn_implementation=attn_implementation,
+        allow_pickle=allow_pickle,
     )
 
 
-def _load(path: Path, dtype, device_map, trust_remote_code: bool, gguf_file: str | None, attn: str | None):
+def _load(
+    path: Path,
+    dtype,
+    device_map,
+    trust_remote_code: bool,
+    gguf_file: str | None,
+    attn: str | None,
+    allow_pickle: bool = False,
+):
     """(model, tokenizer): on the GPU when there is one (as the classifiers), unless `--device_map` says."""
     from transformers import AutoModelForCausalLM
 
-    from rewardkit.core.loading import default_device, forget_gguf_quantizer, load_tokenizer, torch_dtype
+    from rewardkit.core.loading import (
+        default_device,
+        forget_gguf_quantizer,
+        load_tokenizer,
+        safe_weights,
+        torch_dtype,
+    )
 
     if gguf_file is not None and not (path / gguf_file).is_file():
         raise RewardkitError(f"--gguf_file {gguf_file}: not found in {path}")
@@ -375,6 +392,7 @@ def _load(path: Path, dtype, device_map, trust_remote_code: bool, gguf_file: str
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     kwargs = dict(dtype=dtype, attn_implementation=attn, trust_remote_code=trust_remote_code)
+    kwargs.update(safe_weights(str(path), gguf_file=gguf_file, allow_pickle=allow_pickle))
     if gguf_file:
         kwargs["gguf_file"] = gguf_file
     if device_map:

@@ -156,6 +156,7 @@ def load_prm(
     max_length: int | None = None,
     batch_tokens: int = 16384,
     aggregate: str | None = None,
+    allow_pickle: bool = False,
 ) -> ProcessRewardModel:
     """A PRM checkpoint (`rewardkit train --objective prm` output, or any token classifier whose
     config.json names its `step_separator`) ready to score."""
@@ -174,6 +175,7 @@ def load_prm(
         attn_implementation=attn_implementation,
         device_map=device_map,
         trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
     ).eval()
     ensure_pad_token(tokenizer, model)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))

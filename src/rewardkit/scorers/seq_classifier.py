@@ -32,6 +32,7 @@ def load_seq_classifier(
     batch_tokens: int = 16384,
     ensemble_aggregate: str | None = None,
     ensemble_lambda: float | None = None,
+    allow_pickle: bool = False,
 ) -> ClassifierRM:
     """A sequence-classifier reward model ready to score (with prefix sharing for decoders).
 
@@ -56,6 +57,7 @@ def load_seq_classifier(
         device_map=device_map,
         trust_remote_code=trust_remote_code,
         num_labels=ensemble["size"] if ensemble else 1,
+        allow_pickle=allow_pickle,
     ).eval()
     ensure_pad_token(tokenizer, model)
     logger.info("%s: chat template: %s", path, install_chat_template(tokenizer, template_name))

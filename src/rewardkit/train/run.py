@@ -155,6 +155,7 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
         load_in_4bit=model_args.load_in_4bit,
         load_in_8bit=model_args.load_in_8bit,
         cache_dir=model_args.cache_dir,
+        allow_pickle=model_args.allow_pickle,
         flag="--model_name_or_path",
     )
     ensure_pad_token(tokenizer, model)
