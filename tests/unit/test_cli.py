@@ -88,7 +88,7 @@ def test_entry_point_runs_the_cli():
     assert top.returncode == 0 and all(f"  {name} " in top.stdout for name in COMMANDS)
     bad = subprocess.run([entry_point(), "nonsense"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
-        "rewardkit: error: unknown command 'nonsense'; choose from train, score, eval, serve, demo"
+        f"rewardkit: error: unknown command 'nonsense'; choose from {', '.join(COMMANDS)}"
     ]
 
 
