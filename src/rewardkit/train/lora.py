@@ -69,3 +69,34 @@ def apply_lora(
         if param.requires_grad and param.dtype != torch.float32:
             param.data = param.data.float()  # trainable weights in fp32 for stable updates (as the seed does)
     return model
+
+
+def lora_from_args(model, script_args, *, quantized: bool, task_type: str = "SEQ_CLS"):
+    """`apply_lora` with the LoRA flags of `ScriptArguments` (pairwise and PRM training alike)."""
+    model = apply_lora(
+        model,
+        target_modules=script_args.target_modules,
+        lora_rank=script_args.lora_rank,
+        lora_alpha=script_args.lora_alpha,
+        lora_dropout=script_args.lora_dropout,
+        modules_to_save=script_args.modules_to_save,
+        peft_path=script_args.peft_path,
+        quantized=quantized,
+        task_type=task_type,
+    )
+    model.print_trainable_parameters()
+    return model
+
+
+def load_train_tokenizer(model_args):
+    """The tokenizer `rewardkit train` uses: `--tokenizer_name_or_path`, else the model's (or its GGUF file's)."""
+    from rewardkit.core.loading import load_tokenizer
+
+    return load_tokenizer(
+        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
+        gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
+        trust_remote_code=model_args.trust_remote_code,
+        use_fast=model_args.use_fast_tokenizer,
+        cache_dir=model_args.cache_dir,
+        flag="--model_name_or_path",
+    )

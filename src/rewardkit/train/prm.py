@@ -20,7 +20,7 @@ import torch
 from transformers import Trainer
 
 from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
-from rewardkit.core.loading import ensure_pad_token, load_tokenizer, quantization_config, torch_dtype
+from rewardkit.core.loading import ensure_pad_token, quantization_config, torch_dtype
 from rewardkit.core.packing import supports_packing
 from rewardkit.core.steps import (
     add_step_separator,
@@ -34,7 +34,7 @@ from rewardkit.data.steps import load_step_examples
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.eval.prm_metrics import bad_step_f1, first_error_stats, step_accuracy
 from rewardkit.train.export import export_model
-from rewardkit.train.lora import apply_lora
+from rewardkit.train.lora import load_train_tokenizer, lora_from_args
 from rewardkit.train.prm_data import PackedStepCollator, StepCollator, tokenize_step_examples
 
 logger = logging.getLogger("rewardkit.train")
@@ -158,7 +158,7 @@ def run_train_prm(
         train_ds = tokenize(train_examples, "train") if training_args.do_train else None
         eval_ds = tokenize(eval_examples, "validation") if eval_examples else None
     if script_args.use_peft:
-        model = _with_lora(model, script_args, quantized)
+        model = lora_from_args(model, script_args, quantized=quantized, task_type="TOKEN_CLS")
     if training_args.gradient_checkpointing and training_args.gradient_checkpointing_kwargs is None:
         training_args.gradient_checkpointing_kwargs = {"use_reentrant": False}
     packed = script_args.packing != "off" and supports_packing(model)
@@ -206,14 +206,7 @@ def _export(
 
 def _load(model_args: ModelArguments, script_args: ScriptArguments):
     """(tokenizer, token-classification model, separator id), the separator added and the template installed."""
-    tokenizer = load_tokenizer(
-        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
-        gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
-        trust_remote_code=model_args.trust_remote_code,
-        use_fast=model_args.use_fast_tokenizer,
-        cache_dir=model_args.cache_dir,
-        flag="--model_name_or_path",
-    )
+    tokenizer = load_train_tokenizer(model_args)
     model = load_token_classifier(
         model_args.model_name_or_path,
         gguf_file=model_args.gguf_file,
@@ -232,22 +225,6 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
     logger.info("step separator %r (token id %d)", script_args.step_separator, separator_id)
     return tokenizer, model, separator_id
-
-
-def _with_lora(model, script_args: ScriptArguments, quantized: bool):
-    model = apply_lora(
-        model,
-        target_modules=script_args.target_modules,
-        lora_rank=script_args.lora_rank,
-        lora_alpha=script_args.lora_alpha,
-        lora_dropout=script_args.lora_dropout,
-        modules_to_save=script_args.modules_to_save,
-        peft_path=script_args.peft_path,
-        quantized=quantized,
-        task_type="TOKEN_CLS",
-    )
-    model.print_trainable_parameters()
-    return model
 
 
 def _read_step_splits(data_args: DataArguments, script_args: ScriptArguments, seed: int):

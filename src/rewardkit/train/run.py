@@ -8,7 +8,7 @@ import logging
 import torch
 
 from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
-from rewardkit.core.loading import ensure_pad_token, load_sequence_classifier, load_tokenizer, torch_dtype
+from rewardkit.core.loading import ensure_pad_token, load_sequence_classifier, torch_dtype
 from rewardkit.core.packing import supports_packing
 from rewardkit.core.rewards import is_decoder
 from rewardkit.data.templates import RAW_TEXT
@@ -17,7 +17,7 @@ from rewardkit.errors import RewardkitError
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
-from rewardkit.train.lora import apply_lora
+from rewardkit.train.lora import load_train_tokenizer, lora_from_args
 from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.preflight import check_run, push_folder
@@ -80,7 +80,8 @@ def run_train(
         len(eval_ds) if eval_ds else 0,
     )
     if script_args.use_peft:
-        model = _with_lora(model, script_args, quantized=model_args.load_in_4bit or model_args.load_in_8bit)
+        quantized = model_args.load_in_4bit or model_args.load_in_8bit
+        model = lora_from_args(model, script_args, quantized=quantized)
     collator, pair_forward = _batching(script_args.packing, model, tokenizer.pad_token_id)
     trainer = RewardTrainer(
         model=model,
@@ -137,14 +138,7 @@ def _prepare(training_args, model_args: ModelArguments) -> None:
 
 def _load(model_args: ModelArguments, script_args: ScriptArguments):
     """(tokenizer, sequence classifier, template description) with a pad token and the chat template installed."""
-    tokenizer = load_tokenizer(
-        model_args.tokenizer_name_or_path or model_args.model_name_or_path,
-        gguf_file=None if model_args.tokenizer_name_or_path else model_args.gguf_file,
-        trust_remote_code=model_args.trust_remote_code,
-        use_fast=model_args.use_fast_tokenizer,
-        cache_dir=model_args.cache_dir,
-        flag="--model_name_or_path",
-    )
+    tokenizer = load_train_tokenizer(model_args)
     model = load_sequence_classifier(
         model_args.model_name_or_path,
         gguf_file=model_args.gguf_file,
@@ -167,21 +161,6 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
             "template; --template_name raw_text gives TRL's stream (prompt + answer text + EOS)"
         )
     return tokenizer, model, template
-
-
-def _with_lora(model, script_args: ScriptArguments, quantized: bool):
-    model = apply_lora(
-        model,
-        target_modules=script_args.target_modules,
-        lora_rank=script_args.lora_rank,
-        lora_alpha=script_args.lora_alpha,
-        lora_dropout=script_args.lora_dropout,
-        modules_to_save=script_args.modules_to_save,
-        peft_path=script_args.peft_path,
-        quantized=quantized,
-    )
-    model.print_trainable_parameters()
-    return model
 
 
 def _train(trainer: RewardTrainer, training_args, n_pairs: int) -> dict:
