@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from rewardkit.errors import RewardkitError
-from rewardkit.scorers.base import Score
+from rewardkit.scorers.base import Score, split_groups
 
 Kind = Literal["conversations", "texts", "groups"]  # groups: `scorers.base.Group`, one list of Scores each
 CHARS_PER_TOKEN = 4  # estimate for models without a token counter; used for the batch budget only
@@ -283,12 +283,16 @@ class Batcher:
             fn = self.model.score_detailed
         elif kind == "texts":
             fn = self.model.score_texts
-        else:
-            fn = self.model.score_groups
+        else:  # a model with only score_detailed (the least create_app asks for) scores each answer alone
+            fn = getattr(self.model, "score_groups", None) or self._groups_one_by_one
         scores = list(fn(payloads))
         if len(scores) != len(payloads):
             raise RuntimeError(f"the model returned {len(scores)} scores for {len(payloads)} items")
         return scores
+
+    def _groups_one_by_one(self, groups: list[Any]) -> list[list[Score]]:
+        flat = self.model.score_detailed([c for g in groups for c in g.conversations()])
+        return split_groups(flat, groups)
 
     def _fail(self, job: _Job, err: BaseException) -> None:
         if not job.finished:
