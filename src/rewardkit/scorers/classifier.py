@@ -16,6 +16,7 @@ import torch
 from rewardkit.core.batching import batch_fill, length_batches, pad_rows
 from rewardkit.core.prefix import UnsupportedCache, prefix_group_rewards, supports_prefix_sharing
 from rewardkit.data.tokenize import answer_suffix, clip_tokens, complete_turn, encode, encode_for_scoring
+from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Group, Messages, PointwiseMixin, Score
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,25 @@ class ClassifierRM(PointwiseMixin):
             rows.append(clip_tokens(self.tokenizer, ids, self.max_length))
             truncated.append(len(ids) > self.max_length)
         return self.score_encoded(rows, truncated)
+
+    def score_tokens(self, rows: Sequence[Sequence[int]]) -> list[Score]:
+        """Score token id rows as given (no template, nothing added); rows over max_length are clipped."""
+        vocab = len(self.tokenizer)
+        embeddings = getattr(self.model, "get_input_embeddings", lambda: None)()
+        if embeddings is not None:
+            vocab = max(vocab, int(embeddings.weight.shape[0]))
+        for i, row in enumerate(rows):
+            bad = [t for t in row if not 0 <= int(t) < vocab]
+            if bad:
+                raise RewardkitError(
+                    f"input[{i}]: token id {bad[0]} is outside the vocabulary (0..{vocab - 1})"
+                )
+        clipped = [clip_tokens(self.tokenizer, list(r), self.max_length) for r in rows]
+        return self.score_encoded(clipped, [len(r) > self.max_length for r in rows])
+
+    def encode_text(self, text: str, add_special_tokens: bool) -> list[int]:
+        """`text`'s token ids as `score_texts` reads them, with the tokenizer's special tokens if asked."""
+        return self.tokenizer(self.complete_text(text), add_special_tokens=add_special_tokens)["input_ids"]
 
     def score_token_ids(self, rows: Sequence[Sequence[int]]) -> list[float]:
         return [s.score for s in self.score_encoded(rows, [False] * len(rows))]

@@ -1,7 +1,7 @@
 """`rewardkit serve`: a FastAPI app around one reward model, with dynamic batching and limits.
 
-Routes: POST /score, /compare, /get_reward (OpenRLHF's remote RM shape), /pooling (vLLM's pooling
-shape); GET /health (no auth), /metrics (Prometheus). OpenAPI docs at /docs and /openapi.json.
+Routes: POST /score, /compare, /get_reward (OpenRLHF's remote RM shape); vLLM's GET /v1/models,
+POST /classify, /pooling (serve/vllm_api.py); GET /health (no auth), /metrics (Prometheus). OpenAPI docs at /docs and /openapi.json.
 
 Example:
     >>> from fastapi.testclient import TestClient
@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,14 +39,11 @@ from rewardkit.serve.schemas import (
     CompareResponse,
     GetRewardRequest,
     GetRewardResponse,
-    PoolingData,
-    PoolingRequest,
-    PoolingResponse,
-    PoolingUsage,
     ScoreRequest,
     ScoreResponse,
     _errors,
 )
+from rewardkit.serve.vllm_api import VLLM_PATHS, error_body, vllm
 
 log = logging.getLogger("rewardkit.serve")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -115,27 +111,6 @@ async def get_reward(req: GetRewardRequest, request: Request):
     _check_items(served, len(texts), "queries")
     rewards = _columns(await _scored(served, "texts", texts))["scores"]
     return GetRewardResponse(rewards=rewards, scores=rewards)
-
-
-@scoring.post("/pooling", response_model=PoolingResponse)
-async def pooling(req: PoolingRequest, request: Request):
-    """vLLM-style pooling for reward models: the reward head's output for each input."""
-    served = _served(request)
-    if req.messages is not None:
-        results = await _scored(served, "conversations", [[m.model_dump() for m in req.messages]])
-    else:
-        texts = [req.input] if isinstance(req.input, str) else req.input
-        _check_items(served, len(texts), "inputs")
-        results = await _scored(served, "texts", texts)
-    _columns(results)  # the finiteness check
-    tokens = sum(int(s.num_tokens) for s in results)
-    return PoolingResponse(
-        id=f"pool-{uuid.uuid4().hex}",
-        created=int(time.time()),
-        model=served.name,
-        data=[PoolingData(index=i, data=_head_output(s)) for i, s in enumerate(results)],
-        usage=PoolingUsage(prompt_tokens=tokens, total_tokens=tokens),
-    )
 
 
 ops = APIRouter()
@@ -210,14 +185,16 @@ def create_app(
 
     app = FastAPI(title="rewardkit", summary=f"Reward model server: {name}", lifespan=lifespan)
     app.state.served = _Served(model, name, batcher, metrics, max_items)
+    app.state.started = time.time()
     _add_error_handlers(app)
     # The bearer dependency documents the key in OpenAPI (/docs gets "Authorize"); Guard checks it.
     secured = [Depends(HTTPBearer(auto_error=False))] if api_key else []
     app.include_router(scoring, dependencies=secured, responses=_errors(400, 401, 413, 422, 500))
+    app.include_router(vllm, dependencies=secured)
     app.include_router(ops, dependencies=secured, responses=_errors(401))
     app.include_router(public)
     # Metrics label requests by path only for known routes, so stray URLs cannot grow the label set.
-    every = [*app.routes, *scoring.routes, *ops.routes, *public.routes]
+    every = [*app.routes, *scoring.routes, *vllm.routes, *ops.routes, *public.routes]
     routes = frozenset(r.path for r in every if hasattr(r, "path"))
     app.add_middleware(Guard, api_key=api_key, max_body_bytes=max_body_bytes, metrics=metrics, routes=routes)
     return app
@@ -280,17 +257,6 @@ def _columns(results: list[Score]) -> dict[str, Any]:
     return cols
 
 
-def _head_output(s: Score) -> list[float] | list[list[float]]:
-    """The reward head's output: the raw score, then the per-objective sub-scores in model order.
-
-    Remote-code models list the score itself among their sub-scores (as "score"); it is given once.
-    A process reward model gives vLLM's token-classification ("step") shape: [P(bad), P(good)] per step.
-    """
-    if s.step_scores is not None:
-        return [[1.0 - float(p), float(p)] for p in s.step_scores]
-    return [float(s.score), *(float(v) for k, v in (s.sub_scores or {}).items() if k != "score")]
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -298,11 +264,22 @@ def _add_error_handlers(app: FastAPI) -> None:
         summary = "; ".join(f"{e['where']}: {e['msg']}" for e in errors[:5])
         if len(errors) > 5:
             summary += f"; and {len(errors) - 5} more"
+        if request.url.path in VLLM_PATHS:
+            body = error_body(422, f"invalid request: {summary}", errors[0]["where"] if errors else None)
+            return JSONResponse(body, status_code=422)
         return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException):
+        if request.url.path in VLLM_PATHS:
+            return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, exc.headers)
+        return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
 
     @app.exception_handler(Exception)
     async def crashed(request: Request, exc: Exception):
         log.exception("unhandled error on %s", request.url.path)
+        if request.url.path in VLLM_PATHS:
+            return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}: {exc}"), 500)
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
 

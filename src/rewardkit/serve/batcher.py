@@ -24,7 +24,8 @@ from typing import Any, Literal
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Score, split_groups
 
-Kind = Literal["conversations", "texts", "groups"]  # groups: `scorers.base.Group`, one list of Scores each
+# groups: `scorers.base.Group`, one list of Scores each; tokens: token id rows (the model's `score_tokens`)
+Kind = Literal["conversations", "texts", "groups", "tokens"]
 CHARS_PER_TOKEN = 4  # estimate for models without a token counter; used for the batch budget only
 
 
@@ -228,6 +229,8 @@ class Batcher:
     def _costs(self, job: _Job) -> list[int]:
         """Tokens per payload (a group: its conversations' sum), each conversation checked against the cap."""
         convs = job.payloads
+        if job.kind == "tokens":
+            return self._capped([len(row) for row in convs])
         if job.kind == "groups":
             convs = [c for g in job.payloads for c in g.conversations()]
         counter = getattr(self.model, "count_tokens" if job.kind != "texts" else "count_text_tokens", None)
@@ -283,6 +286,8 @@ class Batcher:
             fn = self.model.score_detailed
         elif kind == "texts":
             fn = self.model.score_texts
+        elif kind == "tokens":
+            fn = self.model.score_tokens
         else:  # a model with only score_detailed (the least create_app asks for) scores each answer alone
             fn = getattr(self.model, "score_groups", None) or self._groups_one_by_one
         scores = list(fn(payloads))

@@ -11,6 +11,7 @@ import json
 import time
 
 from rewardkit.serve.metrics import ServeMetrics
+from rewardkit.serve.vllm_api import VLLM_PATHS, error_body
 
 PUBLIC_PATHS = frozenset({"/health"})
 
@@ -47,11 +48,12 @@ class Guard:
                 401,
                 "missing or wrong API key: send the header 'Authorization: Bearer <key>'",
                 [(b"www-authenticate", b"Bearer")],
+                vllm=scope["path"] in VLLM_PATHS,
             )
-        cap = self.max_body_bytes
+        cap, vllm_path = self.max_body_bytes, scope["path"] in VLLM_PATHS
         declared = _content_length(scope)
         if declared is not None and declared > cap:
-            return await _send_json(send, 413, _too_big(f"{declared} bytes", cap))
+            return await _send_json(send, 413, _too_big(f"{declared} bytes", cap), vllm=vllm_path)
         body, more = bytearray(), True
         while more:
             message = await receive()
@@ -60,7 +62,7 @@ class Guard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > cap:
-                return await _send_json(send, 413, _too_big(f"over {cap} bytes", cap))
+                return await _send_json(send, 413, _too_big(f"over {cap} bytes", cap), vllm=vllm_path)
         await self.app(scope, _replay(bytes(body), receive), send)
 
     def _authorized(self, scope) -> bool:
@@ -98,8 +100,8 @@ def _replay(body: bytes, receive):
     return replay
 
 
-async def _send_json(send, status: int, detail: str, headers: list | None = None) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _send_json(send, status: int, detail: str, headers: list | None = None, vllm: bool = False) -> None:
+    body = json.dumps(error_body(status, detail) if vllm else {"detail": detail}).encode()
     head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": head + (headers or [])})
     await send({"type": "http.response.body", "body": body})

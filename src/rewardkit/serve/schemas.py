@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 
 def _unicode(s: str) -> str:
@@ -63,20 +63,6 @@ class GetRewardResponse(BaseModel):
     scores: list[float]
 
 
-class PoolingRequest(BaseModel):
-    """vLLM's pooling request: chat form (`messages`, one conversation) or completion form (`input`)."""
-
-    model: str | None = None
-    messages: Messages | None = None
-    input: Text | list[Text] | None = Field(None, description="Already formatted text(s).")
-
-    @model_validator(mode="after")
-    def _one_form(self):
-        if (self.messages is None) == (self.input is None):
-            raise ValueError("give exactly one of 'messages' (a conversation) or 'input' (text or texts)")
-        return self
-
-
 class FieldError(BaseModel):
     where: str = Field(description="the field, e.g. conversations[0][1].role")
     msg: str
@@ -102,8 +88,9 @@ def _errors(*codes: int) -> dict:
 class PoolingData(BaseModel):
     index: int
     object: str = "pooling"
-    data: list[float] | list[list[float]] = Field(
-        description="the head's output; for a process reward model [P(bad), P(good)] per step (vLLM's step pooling)"
+    data: list[float] | list[list[float]] | str = Field(
+        description="the head's output; for a process reward model [P(bad), P(good)] per step (vLLM's step "
+        "pooling); a base64 string of little-endian float32 when encoding_format is base64"
     )
 
 
