@@ -181,6 +181,20 @@ def test_classify_several_columns_gives_softmax_and_the_models_label():
     assert item["label"] == "reward"
 
 
+def test_classify_follows_the_heads_problem_type_as_vllm_does():
+    class Regression(CheckpointRM):
+        problem_type = "regression"
+
+    class MultiLabel(CheckpointRM):
+        problem_type = "multi_label_classification"
+
+    with TestClient(create_app(Regression(sub_scores=True))) as c:
+        assert c.post("/classify", json={"input": "ab"}).json()["data"][0]["probs"] == [2.0, 1.0, -1.0]
+    with TestClient(create_app(MultiLabel(sub_scores=True))) as c:
+        probs = c.post("/classify", json={"input": "ab"}).json()["data"][0]["probs"]
+    assert probs == pytest.approx([sigmoid(2.0), sigmoid(1.0), sigmoid(-1.0)])
+
+
 # ---- errors in vLLM's envelope --------------------------------------------------------------
 
 
@@ -258,5 +272,11 @@ def test_tiny_llama_token_ids_and_texts_agree(tiny_llama_dir):
         prob = c.post("/classify", json={"input": [ids]}).json()["data"][0]["probs"]
         bad = c.post("/pooling", json={"input": [10**6]})
     assert by_ids == pytest.approx(by_text, abs=1e-5) and by_chat == pytest.approx(by_text, abs=1e-4)
+    assert rm.model.config.problem_type in (None, "single_label_classification")
+    assert rm.model.config.problem_type in (None, "single_label_classification")
     assert prob == [pytest.approx(sigmoid(by_text[0]), abs=1e-5)]
     check_error(bad, 422, "BadRequestError", "outside the vocabulary")
+    rm.model.config.problem_type = "regression"  # as `rewardkit train` exports it: vLLM gives the raw reward
+    with TestClient(create_app(rm)) as c:
+        raw = c.post("/classify", json={"input": text}).json()["data"][0]
+    assert raw["probs"] == pytest.approx(by_text, abs=1e-5) and raw["num_classes"] == 1

@@ -196,13 +196,13 @@ async def classify(req: ClassificationRequest, request: Request):
     served = request.app.state.served
     _check_model(served, req.model)
     results = await _score_input(served, None, req.input, req.add_special_tokens)
-    labels = getattr(served.model, "id2label", None) or {}
+    problem_type, labels = _head_config(served.model)
     data = []
     for i, s in enumerate(results):
         if s.step_scores is not None:
             raise HTTPException(400, "/classify needs a sequence reward model; use /pooling for a process RM")
         logits = _head_output(s)
-        probs = logits if req.use_activation is False else _activation(logits)
+        probs = logits if req.use_activation is False else _activation(logits, problem_type)
         best = max(range(len(probs)), key=probs.__getitem__)
         label = labels.get(best, labels.get(str(best), f"LABEL_{best}"))
         data.append(ClassificationData(index=i, label=label, probs=probs, num_classes=len(probs)))
@@ -287,9 +287,20 @@ def _sigmoids(values: list[float]) -> list[float]:
     return [_sigmoid(v) for v in values]
 
 
-def _activation(logits: list[float]) -> list[float]:
-    """vLLM's classifier activation: sigmoid for one logit, softmax over several."""
-    if len(logits) == 1:
+def _head_config(model: Any) -> tuple[str | None, dict]:
+    """The head's `problem_type` and `id2label`: the model's own attributes, else its transformers config."""
+    config = getattr(getattr(model, "model", None), "config", None)
+    problem = getattr(model, "problem_type", None) or getattr(config, "problem_type", None)
+    labels = getattr(model, "id2label", None) or getattr(config, "id2label", None) or {}
+    return problem, dict(labels)
+
+
+def _activation(logits: list[float], problem_type: str | None) -> list[float]:
+    """vLLM's classifier activation (`get_classification_act_fn`): none for a regression head, sigmoid
+    per logit for multi-label, else sigmoid for one logit and softmax over several."""
+    if problem_type == "regression":
+        return list(logits)
+    if len(logits) == 1 or problem_type == "multi_label_classification":
         return _sigmoids(logits)
     top = max(logits)
     exps = [math.exp(v - top) for v in logits]
