@@ -170,6 +170,8 @@ def test_classify_one_logit_gives_sigmoid_probs(client):
     assert raw["data"][0]["probs"] == [2.0]
     ids = client.post("/classify", json={"input": [[1, 1]]}).json()
     assert ids["data"][0]["probs"] == [pytest.approx(sigmoid(2.0))]
+    chat = client.post("/classify", json={"messages": conv("abc")}).json()
+    assert chat["data"][0]["probs"] == [pytest.approx(sigmoid(3.5))] and chat["usage"]["prompt_tokens"] == 8
 
 
 def test_classify_several_columns_gives_softmax_and_the_models_label():
@@ -214,7 +216,7 @@ def test_validation_errors_are_422_in_the_envelope(client):
         "encoding_format",
         param="encoding_format",
     )
-    check_error(client.post("/classify", json={}), 422, "BadRequestError", "input", param="input")
+    check_error(client.post("/classify", json={}), 422, "BadRequestError", "exactly one of 'messages'")
     r = client.post("/pooling", json={"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})
     assert r.status_code == 422 and "error" in r.json()
 

@@ -265,7 +265,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if len(errors) > 5:
             summary += f"; and {len(errors) - 5} more"
         if request.url.path in VLLM_PATHS:
-            body = error_body(422, f"invalid request: {summary}", errors[0]["where"] if errors else None)
+            param = errors[0]["where"] if errors and errors[0]["where"] != "body" else None
+            body = error_body(422, f"invalid request: {summary}", param)
             return JSONResponse(body, status_code=422)
         return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
 

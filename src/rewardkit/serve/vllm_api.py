@@ -74,14 +74,10 @@ class PoolingRequest(BaseModel):
         return self
 
 
-class ClassificationRequest(BaseModel):
-    """vLLM's classification request (completion form)."""
+class ClassificationRequest(PoolingRequest):
+    """vLLM's classification request: completion form (`input`) or chat form (`messages`)."""
 
-    model: str | None = None
-    user: str | None = None
-    input: Text | list[Text] | TokenIds | list[TokenIds]
-    use_activation: bool | None = Field(None, description="default true: sigmoid (one logit) / softmax")
-    add_special_tokens: bool | None = None
+    use_activation: bool | None = Field(None, description="default: vLLM's rule for the head's problem_type")
 
 
 class ModelPermission(BaseModel):
@@ -195,7 +191,7 @@ async def classify(req: ClassificationRequest, request: Request):
     """vLLM's classification: `probs` is sigmoid(reward) for a one-logit head (softmax over several)."""
     served = request.app.state.served
     _check_model(served, req.model)
-    results = await _score_input(served, None, req.input, req.add_special_tokens)
+    results = await _score_input(served, req.messages, req.input, req.add_special_tokens)
     problem_type, labels = _head_config(served.model)
     data = []
     for i, s in enumerate(results):
