@@ -282,3 +282,12 @@ def test_tiny_llama_token_ids_and_texts_agree(tiny_llama_dir):
     with TestClient(create_app(rm)) as c:
         raw = c.post("/classify", json={"input": text}).json()["data"][0]
     assert raw["probs"] == pytest.approx(by_text, abs=1e-5) and raw["num_classes"] == 1
+
+
+def test_a_body_that_is_not_json_is_400_in_the_envelope():
+    """Found by the schemathesis run: Starlette's own 400 for an unparsable body kept FastAPI's shape."""
+    with TestClient(create_app(FakeRM())) as client:
+        r = client.post("/pooling", content=b"\xff\xfe", headers={"Content-Type": "application/json"})
+    assert r.status_code in (400, 422), r.text
+    assert set(r.json()["error"]) == {"message", "type", "param", "code"}
+    assert r.json()["error"]["code"] == r.status_code

@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Group, Score, as_messages, ranking
@@ -270,8 +271,9 @@ def _add_error_handlers(app: FastAPI) -> None:
             return JSONResponse(body, status_code=422)
         return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
 
-    @app.exception_handler(HTTPException)
-    async def refused(request: Request, exc: HTTPException):
+    # Starlette's class, not FastAPI's subclass: a body that is not JSON is refused with Starlette's.
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException):
         if request.url.path in VLLM_PATHS:
             return JSONResponse(error_body(exc.status_code, str(exc.detail)), exc.status_code, exc.headers)
         return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
