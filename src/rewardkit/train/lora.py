@@ -100,3 +100,18 @@ def load_train_tokenizer(model_args):
         cache_dir=model_args.cache_dir,
         flag="--model_name_or_path",
     )
+
+
+def model_load_options(model_args) -> dict:
+    """The loader keywords `rewardkit train` takes from `ModelArguments`, the same for the pairwise head
+    (`load_sequence_classifier`) and the PRM's step head (`load_token_classifier`)."""
+    return dict(
+        gguf_file=model_args.gguf_file,
+        dtype=model_args.torch_dtype,
+        attn_implementation=model_args.attn_implementation,
+        device_map=model_args.device_map,
+        trust_remote_code=model_args.trust_remote_code,
+        cache_dir=model_args.cache_dir,
+        allow_pickle=model_args.allow_pickle,
+        flag="--model_name_or_path",
+    )

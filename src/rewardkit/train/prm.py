@@ -34,7 +34,7 @@ from rewardkit.data.steps import load_step_examples
 from rewardkit.data.tokenize import install_chat_template
 from rewardkit.eval.prm_metrics import bad_step_f1, first_error_stats, step_accuracy
 from rewardkit.train.export import export_model
-from rewardkit.train.lora import load_train_tokenizer, lora_from_args
+from rewardkit.train.lora import load_train_tokenizer, lora_from_args, model_load_options
 from rewardkit.train.prm_data import PackedStepCollator, StepCollator, tokenize_step_examples
 
 logger = logging.getLogger("rewardkit.train")
@@ -209,16 +209,10 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
     tokenizer = load_train_tokenizer(model_args)
     model = load_token_classifier(
         model_args.model_name_or_path,
-        gguf_file=model_args.gguf_file,
-        dtype=model_args.torch_dtype,
-        attn_implementation=model_args.attn_implementation,
-        device_map=model_args.device_map,
-        trust_remote_code=model_args.trust_remote_code,
         quantization_config=quantization_config(
             model_args.load_in_4bit, model_args.load_in_8bit, torch_dtype(model_args.torch_dtype)
         ),
-        cache_dir=model_args.cache_dir,
-        flag="--model_name_or_path",
+        **model_load_options(model_args),
     )
     ensure_pad_token(tokenizer, model)
     separator_id = add_step_separator(tokenizer, model, script_args.step_separator)

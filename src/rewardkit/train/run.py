@@ -17,7 +17,7 @@ from rewardkit.errors import RewardkitError
 from rewardkit.train.collator import PairwiseCollator
 from rewardkit.train.data import read_splits, tokenize_pairs
 from rewardkit.train.export import export_model, gather_full_state_dict
-from rewardkit.train.lora import load_train_tokenizer, lora_from_args
+from rewardkit.train.lora import load_train_tokenizer, lora_from_args, model_load_options
 from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.preflight import check_run, push_folder
@@ -141,16 +141,9 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
     tokenizer = load_train_tokenizer(model_args)
     model = load_sequence_classifier(
         model_args.model_name_or_path,
-        gguf_file=model_args.gguf_file,
-        dtype=model_args.torch_dtype,
-        attn_implementation=model_args.attn_implementation,
-        device_map=model_args.device_map,
-        trust_remote_code=model_args.trust_remote_code,
         load_in_4bit=model_args.load_in_4bit,
         load_in_8bit=model_args.load_in_8bit,
-        cache_dir=model_args.cache_dir,
-        allow_pickle=model_args.allow_pickle,
-        flag="--model_name_or_path",
+        **model_load_options(model_args),
     )
     ensure_pad_token(tokenizer, model)
     template = install_chat_template(tokenizer, script_args.template_name)
