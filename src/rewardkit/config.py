@@ -125,6 +125,14 @@ class DataArguments:
         default=5.0,
         metadata={"help": "Percent of training pairs held out when no validation files are given."},
     )
+    validation_split: str = field(
+        default="shuffle",
+        metadata={
+            "help": "How that part is chosen: 'shuffle' (seeded) or 'hash' (by each pair's content: the same "
+            "pairs for any seed, order or file; docs/train.md).",
+            "choices": ["shuffle", "hash"],
+        },
+    )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
     dataset_info: str | None = field(
         default=None,

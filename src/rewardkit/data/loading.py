@@ -16,6 +16,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -125,25 +127,54 @@ def load_eval_items(paths: Paths, *, limit: int | None = None) -> tuple[list[NWa
     return _read(paths, normalize_item, DropReport(noun="items"), limit)
 
 
-def split_pairs(pairs: Sequence[T], validation_split_percentage: float, seed: int) -> tuple[list[T], list[T]]:
-    """Shuffle deterministically by `seed`, then cut off a validation part.
+SPLITS = ("shuffle", "hash")
 
-    The validation part holds ceil(n * percentage / 100) items, but always leaves at least one for
-    training; a percentage of 0 gives an empty validation list.
+
+def split_pairs(
+    pairs: Sequence[T], validation_split_percentage: float, seed: int, by: str = "shuffle"
+) -> tuple[list[T], list[T]]:
+    """Cut off a validation part: a seeded shuffle, or a hash of each pair's content.
+
+    by="shuffle": shuffle deterministically by `seed`; the validation part holds
+    ceil(n * percentage / 100) items, but always leaves at least one for training.
+    by="hash": an item goes to validation when the hash of its content (`content_fraction`) is under
+    percentage / 100, so the split is the same for any order, seed or file the item is read from,
+    copies of a pair land on the same side, and both parts keep input order.
+    A percentage of 0 gives an empty validation list.
 
     Returns:
         (train, validation).
 
     Raises:
-        RewardkitError: the percentage is outside [0, 100).
+        RewardkitError: the percentage is outside [0, 100), or `by` is not one of SPLITS.
     """
     if not 0 <= validation_split_percentage < 100:
         got = validation_split_percentage
         raise RewardkitError(f"validation_split_percentage must be in [0, 100), got {got}")
+    if by == "hash":
+        cut = validation_split_percentage / 100
+        held = [content_fraction(item) < cut for item in pairs]
+        return [p for p, h in zip(pairs, held) if not h], [p for p, h in zip(pairs, held) if h]
+    if by != "shuffle":
+        raise RewardkitError(f"validation split {by!r}: use one of {', '.join(SPLITS)}")
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     n_val = min(math.ceil(len(pairs) * validation_split_percentage / 100), max(len(pairs) - 1, 0))
     return [pairs[i] for i in order[n_val:]], [pairs[i] for i in order[:n_val]]
+
+
+def content_fraction(item: Any) -> float:
+    """A number in [0, 1) fixed by a dataclass item's content (every field but `source`).
+
+    Example:
+        >>> a = PreferencePair([{"role": "user", "content": "2+2?"}], "4", "5", source="a.jsonl:1")
+        >>> b = PreferencePair([{"role": "user", "content": "2+2?"}], "4", "5", source="b.jsonl:9")
+        >>> content_fraction(a) == content_fraction(b)
+        True
+    """
+    content = {k: v for k, v in dataclasses.asdict(item).items() if k != "source"}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def drop_reason(item: PreferencePair | NWayItem) -> str | None:

@@ -21,6 +21,7 @@ def read_splits(
     train_file_dir: str | None,
     validation_file_dir: str | None,
     validation_split_percentage: float,
+    validation_split: str = "shuffle",
     max_train_samples: int | None,
     max_eval_samples: int | None,
     seed: int,
@@ -47,7 +48,7 @@ def read_splits(
         validation, eval_report = load_pairs(validation_file_dir)
         report.merge(eval_report)
     else:
-        train, validation = split_pairs(train, validation_split_percentage, seed)
+        train, validation = split_pairs(train, validation_split_percentage, seed, validation_split)
     if max_train_samples is not None and max_train_samples > 0:
         train = train[:max_train_samples]
     if max_eval_samples is not None and max_eval_samples > 0:

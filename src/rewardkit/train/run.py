@@ -50,6 +50,7 @@ def run_train(
         train_file_dir=data_args.train_file_dir,
         validation_file_dir=data_args.validation_file_dir,
         validation_split_percentage=data_args.validation_split_percentage,
+        validation_split=data_args.validation_split,
         max_train_samples=data_args.max_train_samples,
         max_eval_samples=data_args.max_eval_samples,
         seed=training_args.seed,
