@@ -178,47 +178,74 @@ def evaluate(name: str, model: Path, baseline: Path | None) -> dict:
 
 
 def run(name: str, threads: int) -> dict:
-    record = OUT / "runs" / name / "run.json"
+    """Train (unless train.json says it was done), evaluate, and keep the summary in run.json."""
+    out = OUT / "runs" / name
+    record = out / "run.json"
     if record.exists():
         return json.loads(record.read_text())
     spec = RUNS[name]
-    model, seconds = train(name, spec, threads)
+    if (out / "train.json").exists():
+        trained = json.loads((out / "train.json").read_text())
+    else:
+        model, seconds = train(name, spec, threads)
+        trained = {"model": str(model), "wall_s": seconds}
+        (out / "train.json").write_text(json.dumps(trained))
     anchor = OUT / "runs" / "trl-anchor" / "eval" / "results.json"
-    results = evaluate(name, model, anchor if name != "trl-anchor" and anchor.exists() else None)
-    summary = {"name": name, "spec": spec, "train_wall_s": seconds, "eval": summarize(results)}
+    results = evaluate(
+        name, Path(trained["model"]), anchor if name != "trl-anchor" and anchor.exists() else None
+    )
+    summary = {"name": name, "spec": spec, "train_wall_s": trained["wall_s"], "eval": summarize(results)}
+    summary["pairs"] = training_pairs(out, spec)
     record.write_text(json.dumps(summary, indent=2))
     return summary
 
 
+def training_pairs(out: Path, spec: dict) -> int | None:
+    """How many pairs a run trained on (after dropping any that did not fit)."""
+    if spec["trainer"] == "trl":
+        return json.loads((out / "trl.json").read_text())["pairs"]
+    metrics = out / "train_results.json"
+    return json.loads(metrics.read_text()).get("train_samples") if metrics.exists() else None
+
+
 def summarize(results: dict) -> dict:
     """Accuracy with its interval, length bias and the paired comparison, from eval's results.json."""
-    overall = results["overall"]
-    keep = {k: overall.get(k) for k in ("accuracy", "accuracy_ci", "n", "ece", "mean_margin")}
-    keep["length"] = results.get("length_bias")
-    keep["paired"] = results.get("paired")
-    return keep
+    s = results["summary"]
+    length = s.get("length_bias") or {}
+    return {
+        "n_pairs": s["n_pairs"],
+        "accuracy": s["accuracy"],
+        "ece": (s.get("calibration") or {}).get("ece"),
+        "pearson_reward_length": length.get("pearson"),
+        "longer_wins_accuracy": length.get("longer_wins_accuracy"),
+        "length_buckets": length.get("buckets"),
+        "vs_trl_anchor": s.get("baseline"),
+    }
 
 
 def markdown(table: dict) -> str:
     lines = [
-        "| run | trainer | training pairs | wall (min) | validation accuracy [95% CI] | Pearson(reward, length) | vs TRL anchor (paired) |",
-        "|---|---|---|---|---|---|---|",
+        "| run | trainer | training pairs | training wall (min) | validation accuracy [95% CI] | "
+        "Pearson(reward, length) | minus TRL anchor, paired [95% CI] |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in table["runs"]:
         e = r["eval"]
-        lo, hi = e["accuracy_ci"]
-        pearson = (e.get("length") or {}).get("pearson")
-        paired = e.get("paired") or {}
+        acc, base = e["accuracy"], e.get("vs_trl_anchor")
+        pearson = e.get("pearson_reward_length")
         diff = (
-            f"{100 * paired['difference']:+.1f} [{100 * paired['ci'][0]:+.1f}, {100 * paired['ci'][1]:+.1f}]"
-            if paired
-            else "-"
+            "-"
+            if not base
+            else f"{100 * base['diff']['value']:+.1f} [{100 * base['diff']['ci_low']:+.1f}, "
+            f"{100 * base['diff']['ci_high']:+.1f}]"
         )
         lines.append(
-            f"| {r['name']} | {r['spec']['trainer']} | {r.get('pairs', '')} | {r['train_wall_s'] / 60:.1f} | "
-            f"{100 * e['accuracy']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}] | "
+            f"| {r['name']} | {r['spec']['trainer']} | {r.get('pairs') or '-'} | {r['train_wall_s'] / 60:.1f} | "
+            f"{100 * acc['value']:.1f} [{100 * acc['ci_low']:.1f}, {100 * acc['ci_high']:.1f}] | "
             f"{'-' if pearson is None else f'{pearson:+.3f}'} | {diff} |"
         )
+    rk = [r["train_wall_s"] for r in table["runs"] if r["spec"]["trainer"] == "rewardkit"]
+    lines.append(f"\nrewardkit training wall time, all runs: {sum(rk) / 60:.1f} min (budget 90).")
     return "\n".join(lines) + "\n"
 
 

@@ -12,6 +12,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 def test_every_config_is_covered():
     known = {
         "train_smollm2_hh_lora.yaml",
+        "train_smollm2_hh_best.yaml",
         "rewardbench_v1_sections.yaml",
         "rewardbench_v2_sections.yaml",
         "train_smollm2_prm.yaml",
@@ -54,6 +55,35 @@ def test_train_config_parses(tmp_path):
         and data.max_length == 512
     )
     assert training.per_device_train_batch_size == 4 and training.learning_rate == 3e-4
+
+
+@pytest.mark.slow  # resolves packaged:smollm2 to the installed GGUF weights
+def test_best_hh_config_parses_and_holds_out_the_benchmark_split():
+    from transformers import TrainingArguments
+
+    from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
+    from rewardkit.train.data import read_splits
+
+    model, data, training, script = parse_dataclasses(
+        (ModelArguments, DataArguments, TrainingArguments, ScriptArguments),
+        ["--config", str(CONFIGS / "train_smollm2_hh_best.yaml")],
+        "test",
+    )
+    assert model.gguf_file.endswith(".gguf") and script.use_peft and data.max_length == 512
+    assert (data.validation_split, data.validation_split_percentage) == ("hash", 16)
+    # the 307 validation pairs bench/hh_recipe.py scores every run on, whatever the seed
+    train, validation, _ = read_splits(
+        dataset_name=None,
+        train_file_dir=str(CONFIGS.parent / data.train_file_dir),
+        validation_file_dir=None,
+        validation_split_percentage=data.validation_split_percentage,
+        validation_split=data.validation_split,
+        max_train_samples=data.max_train_samples,
+        max_eval_samples=data.max_eval_samples,
+        seed=training.seed + 1,
+    )
+    assert (len(train), len(validation)) == (1493, 307)
+    assert not {p.source.rsplit(":", 1)[1] for p in train} & {p.source.rsplit(":", 1)[1] for p in validation}
 
 
 def test_sections_config_loads():

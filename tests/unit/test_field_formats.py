@@ -57,7 +57,7 @@ def test_alpaca_ranking_rows():
 
 def test_content_parts_are_read_wherever_messages_are():
     pairs, _ = load_pairs(FIX / "content_parts.jsonl")
-    assert pairs[0].prompt[0]["content"] == "What is 2+2? Be brief." and pairs[0].chosen == "4"
+    assert pairs[0].prompt[0]["content"] == "What is 2+2? \nBe brief." and pairs[0].chosen == "4"
     conv = [
         {"role": "user", "content": [{"type": "text", "text": "hi"}]},
         {"role": "assistant", "content": "yo"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -12,6 +13,7 @@ import pytest
 from rewardkit.data.loading import (
     DropReport,
     HubDataset,
+    content_fraction,
     find_inputs,
     iter_rows,
     load_eval_items,
@@ -20,6 +22,7 @@ from rewardkit.data.loading import (
 )
 from rewardkit.data.schema import NWayItem, PreferencePair
 from rewardkit.errors import DataError, RewardkitError
+from rewardkit.train.data import read_splits
 
 DATA = Path(__file__).parents[1] / "fixtures" / "data"
 
@@ -287,3 +290,38 @@ def test_split_edges():
     assert split_pairs([], 10, seed=0) == ([], [])
     with pytest.raises(RewardkitError, match=r"validation_split_percentage must be in \[0, 100\), got 100"):
         split_pairs([1, 2], 100, seed=0)
+
+
+def test_hash_split_follows_content_not_order_seed_or_source():
+    pairs = [PreferencePair([U(str(i))], "a", "b", source=f"a.jsonl:{i}") for i in range(400)]
+    train, val = split_pairs(pairs, 25, seed=0, by="hash")
+    assert 70 <= len(val) <= 130 and len(train) + len(val) == 400  # about a quarter, not exactly
+    assert [p for p in pairs if p in val] == val  # both parts keep input order
+    moved = [dataclasses.replace(p, source=f"b.jsonl:{i}") for i, p in enumerate(reversed(pairs))]
+    _, val_moved = split_pairs(moved, 25, seed=7, by="hash")
+    assert sorted(p.prompt[0]["content"] for p in val_moved) == sorted(p.prompt[0]["content"] for p in val)
+    copy = dataclasses.replace(val[0], source="c.jsonl:1")
+    assert split_pairs([copy], 25, seed=3, by="hash") == ([], [copy])  # a duplicate cannot cross sides
+    # the answers count too: the same prompt with other answers gets its own fraction
+    assert content_fraction(pairs[0]) != content_fraction(dataclasses.replace(pairs[0], chosen="c"))
+    assert split_pairs(pairs, 0, seed=0, by="hash") == (pairs, [])
+    with pytest.raises(RewardkitError, match="validation split 'random': use one of shuffle, hash"):
+        split_pairs(pairs, 10, seed=0, by="random")
+
+
+def test_read_splits_hash_matches_split_pairs(tmp_path):
+    rows = [{"prompt": f"q{i}", "chosen": "yes", "rejected": "no"} for i in range(60)]
+    file = tmp_path / "d.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train, val, _ = read_splits(
+        dataset_name=None,
+        train_file_dir=str(file),
+        validation_file_dir=None,
+        validation_split_percentage=30,
+        validation_split="hash",
+        max_train_samples=None,
+        max_eval_samples=None,
+        seed=123,
+    )
+    pairs, _ = load_pairs(str(file))
+    assert (train, val) == split_pairs(pairs, 30, seed=0, by="hash") and val

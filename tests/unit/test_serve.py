@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -107,6 +108,66 @@ def test_compare_ranks_best_first(client):
     messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "hi"}]
     r = client.post("/compare", json={"prompt": messages, "responses": ["ab"]})
     assert r.json()["scores"] == [2.75] and r.json()["num_tokens"] == [3 + 4 + 4]
+
+
+CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}, "id": "c1"}
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+
+
+class RecordingRM(FakeRM):
+    """FakeRM that keeps every conversation it was asked to score (the normal form scorers read)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[list[dict]] = []
+
+    def score_detailed(self, convs):
+        self.seen += [list(c) for c in convs]
+        return super().score_detailed(convs)
+
+
+def test_tool_turns_and_tools_reach_the_model_as_the_score_command_reads_them():
+    from rewardkit.data.rows import parse_score_row
+
+    messages = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Weather"}, {"type": "text", "text": "in Paris?"}],
+        },
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
+        {"role": "tool", "content": "sunny, 21C", "tool_call_id": "c1"},
+        {"role": "assistant", "content": "It is sunny."},
+    ]
+    rm = RecordingRM()
+    with TestClient(create_app(rm)) as c:
+        r = c.post("/score", json={"conversations": [messages], "tools": TOOLS})
+        assert r.status_code == 200, r.text
+        r = c.post("/pooling", json={"messages": messages})
+        assert r.status_code == 200, r.text
+    served, pooled = rm.seen
+    # `rewardkit score` on the same row gives the model the same conversation, so the same tokens
+    row = parse_score_row("in.jsonl", 1, json.dumps({"messages": messages, "tools": TOOLS}).encode())
+    assert served == row.messages
+    assert served[0] == {"role": "user", "content": "Weather\nin Paris?", "tools": TOOLS}
+    assert served[1] == {"role": "assistant", "content": "", "tool_calls": [CALL]}
+    assert served[2] == {"role": "tool", "content": "sunny, 21C", "tool_call_id": "c1"}
+    assert pooled == [{k: v for k, v in m.items() if k != "tools"} for m in served]
+
+
+def test_compare_takes_tool_call_answers_and_tools():
+    rm = RecordingRM()
+    body = {"prompt": "Weather in Paris?", "tools": TOOLS}
+    body["responses"] = [{"role": "assistant", "content": None, "tool_calls": [CALL]}, "It is sunny."]
+    with TestClient(create_app(rm)) as c:
+        r = c.post("/compare", json=body)
+        assert r.status_code == 200, r.text
+        bad = c.post("/compare", json={**body, "responses": [{"role": "user", "content": "x"}]})
+    head = [{"role": "user", "content": "Weather in Paris?", "tools": TOOLS}]
+    assert rm.seen == [
+        head + [{"role": "assistant", "content": "", "tool_calls": [CALL]}],
+        head + [{"role": "assistant", "content": "It is sunny."}],
+    ]
+    assert bad.status_code == 422 and "responses[0] must be an assistant message" in bad.json()["detail"]
 
 
 def test_get_reward_matches_openrlhf_shape(client, fake):
@@ -220,7 +281,12 @@ def test_item_over_token_cap_is_413_naming_it(fake):
     [
         (b'{"conversations": [[{"role": "user", "content": "a"}]', "JSON decode error"),
         (b'{"conversations": [[{"role": "robot", "content": "a"}]]}', "conversations[0][0].role"),
-        (b'{"conversations": [[{"role": "user"}]]}', "conversations[0][0].content"),
+        (b'{"conversations": [[{"role": "user"}]]}', "conversations[0][0]: Value error, content is required"),
+        (b'{"conversations": [[{"role": "assistant", "content": null}]]}', "content is required"),
+        (
+            b'{"conversations": [[{"role": "user", "content": "", "tool_calls": [{"function": {}}]}]]}',
+            "tool_calls are for assistant messages",
+        ),
         (b'{"conversations": [[]]}', "conversations[0]"),
         (b'{"conversations": "abc"}', "conversations"),
         (b'{"conversations": [[{"role": "user", "content": "\\ud800"}]]}', "lone surrogate"),

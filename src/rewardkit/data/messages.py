@@ -2,7 +2,8 @@
 
 A message is `{"role", "content"}` (OpenAI/TRL) or `{"from", "value"}` (ShareGPT); `content` is a
 string or a list of typed parts, `{"type": "text", "text": ...}` (OpenAI, TRL) or
-`{"type": "text", "value": ...}` (LLaMA-Factory), whose text parts are joined in order. Roles are
+`{"type": "text", "value": ...}` (LLaMA-Factory), whose text parts are joined in order with a newline
+(as vLLM does). Roles are
 normalised to system / user / assistant / tool (`ROLES`).
 
 Tool calling: an assistant message may carry OpenAI-style `tool_calls` (its `content` may then be
@@ -110,11 +111,12 @@ def _sharegpt_call(value: Any, source: str, field: str) -> dict:
 
 
 def read_content(content: Any, source: str, field: str) -> str:
-    """A message's text: a string, or the text parts of a typed-parts list joined in order.
+    """A message's text: a string, or the text parts of a typed-parts list joined in order with a
+    newline (as vLLM joins them for a text-only model, so /pooling and every other route agree).
 
     Example:
         >>> read_content([{"type": "text", "text": "a"}, {"type": "text", "value": "b"}], "", "m")
-        'ab'
+        'a\\nb'
     """
     if isinstance(content, str):
         return content
@@ -134,7 +136,7 @@ def read_content(content: Any, source: str, field: str) -> str:
                 )
                 raise fail(source, message, field)
             texts.append(text)
-        return "".join(texts)
+        return "\n".join(texts)
     raise fail(
         source, f"message content must be a string or a list of text parts, got {kind(content)}", field
     )

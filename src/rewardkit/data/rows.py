@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rewardkit.data.formats import detect_format, normalize_row
-from rewardkit.data.messages import fail, read_messages
-from rewardkit.data.schema import Message, PreferencePair
+from rewardkit.data.messages import fail, read_messages, read_tools
+from rewardkit.data.schema import Message, PreferencePair, with_tools
 from rewardkit.data.steps import StepExample, is_step_row, normalize_step_row
 from rewardkit.errors import DataError, RewardkitError
 
@@ -69,12 +69,14 @@ def parse_score_row(path: str, lineno: int, raw: Any) -> ScoreRow | RewardkitErr
         row = decode_line(raw, path, lineno)
         if isinstance(row, list):
             return ScoreRow("conversation", {"messages": row}, messages=conversation(row, source, "messages"))
-        if "messages" in row:
-            return ScoreRow(
-                "conversation", dict(row), messages=conversation(row["messages"], source, "messages")
+        if "messages" in row or "response" in row:  # a `tools` column goes to the chat template
+            messages = (
+                conversation(row["messages"], source, "messages")
+                if "messages" in row
+                else prompt_response(row, source)
             )
-        if "response" in row:
-            return ScoreRow("conversation", dict(row), messages=prompt_response(row, source))
+            messages = with_tools(messages, read_tools(row.get("tools"), source))
+            return ScoreRow("conversation", dict(row), messages=messages)
         if is_step_row(row):
             return ScoreRow("steps", dict(row), steps=normalize_step_row(row, source=source))
         if PAIR_KEYS & row.keys():

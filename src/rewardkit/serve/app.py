@@ -30,6 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rewardkit.data.schema import with_tools
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import Group, Score, as_messages, ranking
 from rewardkit.serve.batcher import Batcher, Kind, LimitExceeded
@@ -43,6 +44,7 @@ from rewardkit.serve.schemas import (
     ScoreRequest,
     ScoreResponse,
     _errors,
+    conversation,
 )
 from rewardkit.serve.vllm_api import VLLM_PATHS, error_body, vllm
 
@@ -89,7 +91,7 @@ async def score(req: ScoreRequest, request: Request):
     """Scores each conversation's last answer."""
     served = _served(request)
     _check_items(served, len(req.conversations), "conversations")
-    convs = [[m.model_dump() for m in conv] for conv in req.conversations]
+    convs = [conversation(conv, req.tools) for conv in req.conversations]
     return ScoreResponse(**_columns(await _scored(served, "conversations", convs)))
 
 
@@ -98,8 +100,11 @@ async def compare(req: CompareRequest, request: Request):
     """Scores candidate answers to one prompt and ranks them, best first."""
     served = _served(request)
     _check_items(served, len(req.responses), "responses")
-    head = as_messages(req.prompt if isinstance(req.prompt, str) else [m.model_dump() for m in req.prompt])
-    (scored,) = await _scored(served, "groups", [Group(head, list(req.responses))])  # one scoring protocol
+    head = with_tools(
+        as_messages(req.prompt if isinstance(req.prompt, str) else [m.plain() for m in req.prompt]), req.tools
+    )
+    answers = [r if isinstance(r, str) else r.plain() for r in req.responses]
+    (scored,) = await _scored(served, "groups", [Group(head, answers)])  # one scoring protocol
     cols = _columns(scored)
     return CompareResponse(**cols, ranking=ranking(cols["scores"]))
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from rewardkit.data.messages import read_message
+from rewardkit.data.schema import Message, with_tools
 
 
 def _unicode(s: str) -> str:
@@ -19,16 +22,60 @@ def _unicode(s: str) -> str:
 Text = Annotated[str, AfterValidator(_unicode)]
 
 
+class TextPart(BaseModel):
+    type: Literal["text"]
+    text: Text
+
+
+class ToolCall(BaseModel):
+    """An OpenAI tool call on an assistant message: {"type": "function", "function": {"name", "arguments"}}."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["function"] = "function"
+    function: dict[str, Any]
+    id: str | None = None
+
+
 class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: Text
+    """An OpenAI chat message: content as text or text parts; an assistant turn may call tools (content
+    empty or null), a `tool` turn is a tool's result."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: Text | list[TextPart] | None = None
+    tool_calls: list[ToolCall] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _content_or_calls(self):
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"tool_calls are for assistant messages, not role {self.role!r}")
+        if self.content is None and not self.tool_calls:
+            raise ValueError(
+                "content is required (it may be null only on an assistant message with tool_calls)"
+            )
+        return self
+
+    def plain(self) -> Message:
+        """The normal form every scorer reads (`data.messages.read_message`: parts joined in order)."""
+        return read_message(self.model_dump(exclude_none=True), "request", "message")
 
 
 Messages = Annotated[list[ChatMessage], Field(min_length=1)]
+Tools = Annotated[
+    list[dict[str, Any]] | None,
+    Field(description="Tool schemas for the chat template's `tools` argument (as in OpenAI's API)."),
+]
+
+
+def conversation(messages: list[ChatMessage], tools: list[dict] | None) -> list[Message]:
+    """A request's messages in the normal form, with the request's tools carried on the first one."""
+    return with_tools([m.plain() for m in messages], tools)
 
 
 class ScoreRequest(BaseModel):
     conversations: list[Messages] = Field(description="Conversations, each ending with the answer to rate.")
+    tools: Tools = None
 
 
 class ScoreResponse(BaseModel):
@@ -45,7 +92,17 @@ class ScoreResponse(BaseModel):
 
 class CompareRequest(BaseModel):
     prompt: Text | Messages = Field(description="The prompt, as text (one user turn) or as messages.")
-    responses: list[Text] = Field(min_length=1, description="Candidate answers to rank.")
+    responses: list[Text | ChatMessage] = Field(
+        min_length=1, description="Candidate answers to rank: texts, or assistant messages (e.g. tool calls)."
+    )
+    tools: Tools = None
+
+    @model_validator(mode="after")
+    def _assistant_answers(self):
+        for i, r in enumerate(self.responses):
+            if isinstance(r, ChatMessage) and r.role != "assistant":
+                raise ValueError(f"responses[{i}] must be an assistant message, got role {r.role!r}")
+        return self
 
 
 class CompareResponse(ScoreResponse):

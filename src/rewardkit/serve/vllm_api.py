@@ -22,7 +22,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field, model_validator
 
 from rewardkit.scorers.base import Score
-from rewardkit.serve.schemas import PoolingData, PoolingResponse, PoolingUsage, Text
+from rewardkit.serve.schemas import ChatMessage, PoolingData, PoolingResponse, PoolingUsage, Text
 
 VLLM_PATHS = frozenset({"/v1/models", "/classify", "/pooling"})
 # vLLM's ErrorInfo.type for a status (its create_error_response); other codes get the status phrase.
@@ -34,22 +34,6 @@ ERROR_TYPES = {
 }
 
 
-class TextPart(BaseModel):
-    type: Literal["text"]
-    text: Text
-
-
-class VllmMessage(BaseModel):
-    """An OpenAI chat message: content as text or as text parts (joined, as vLLM's "string" format does)."""
-
-    role: Literal["system", "user", "assistant", "tool"]
-    content: Text | list[TextPart]
-
-    def plain(self) -> dict:
-        text = self.content if isinstance(self.content, str) else "\n".join(p.text for p in self.content)
-        return {"role": self.role, "content": text}
-
-
 TokenIds = list[int]
 Input = Text | list[Text] | TokenIds | list[TokenIds]
 
@@ -59,7 +43,7 @@ class PoolingRequest(BaseModel):
 
     model: str | None = None
     user: str | None = None
-    messages: list[VllmMessage] | None = Field(None, min_length=1)
+    messages: list[ChatMessage] | None = Field(None, min_length=1)
     input: Input | None = Field(None, description="formatted text(s), or token ids (a list, or lists)")
     encoding_format: Literal["float", "base64"] = "float"
     use_activation: bool | None = Field(None, description="true: sigmoid of each value; default: raw values")

@@ -236,7 +236,9 @@ def _read_step_splits(data_args: DataArguments, script_args: ScriptArguments, se
         valid, valid_report = load_step_examples(data_args.validation_file_dir.split(","), neutral=neutral)
         report.merge(valid_report)
     else:
-        train, valid = split_pairs(train, data_args.validation_split_percentage, seed, data_args.validation_split)
+        train, valid = split_pairs(
+            train, data_args.validation_split_percentage, seed, data_args.validation_split
+        )
     if data_args.max_train_samples:
         train = train[: data_args.max_train_samples]
     if data_args.max_eval_samples:
