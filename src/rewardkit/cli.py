@@ -202,6 +202,7 @@ def cmd_serve(argv: list[str]) -> int:
         max_batch_items=args.max_batch_items,
         max_wait_ms=args.max_wait_ms,
         batching=args.batching,
+        normalize_reward=args.normalize_reward,
     )
     return 0
 

@@ -558,6 +558,13 @@ class ServeArguments:
         default=5.0, metadata={"help": "Dynamic batching: longest wait for more requests."}
     )
     batching: bool = field(default=True, metadata={"help": "Merge concurrent requests into batches."})
+    normalize_reward: bool = field(
+        default=False,
+        metadata={
+            "help": "/get_reward answers (reward - reward_mean) / reward_std from the checkpoint's training "
+            "statistics, as OpenRLHF's --normalize_reward does (/score keeps both columns)."
+        },
+    )
     backend: str = field(
         default="torch",
         metadata={

@@ -444,4 +444,18 @@ def test_tool_rows_give_the_same_tokens_everywhere(name, tmp_path):
     with TestClient(create_app(rm)) as client:  # serve: the client's rendered text
         texts = [tok.decode(ids) for ids in direct]
         rewards = client.post("/get_reward", json={"query": texts}).json()["rewards"]
+        # serve's message routes: the row's messages and its tools, as a client would send them
+        convs, groups = [], []
+        for p in pairs:
+            head = ([{"role": "system", "content": p.system}] if p.system else []) + p.prompt
+            convs += [head + [p.chosen_answer()], head + [p.rejected_answer()]]
+            body = {"prompt": head, "responses": [p.chosen_answer(), p.rejected_answer()], "tools": p.tools}
+            groups += client.post("/compare", json=body).json()["scores"]
+        served = client.post("/score", json={"conversations": convs[:2], "tools": pairs[0].tools}).json()
+        pooled = [client.post("/pooling", json={"messages": c}).json()["data"][0]["data"][0] for c in convs]
     assert rewards == pytest.approx(reference, abs=1e-4)
+    assert groups == pytest.approx(reference, abs=1e-4)  # /compare with tools and tool-call answers
+    assert served["scores"] == pytest.approx(reference[:2], abs=1e-4)  # /score with tools
+    assert served["num_tokens"] == [len(d) for d in direct[:2]]
+    # /pooling (vLLM's chat form has no tools field): the tool turns and calls, as the Python API reads them
+    assert pooled == pytest.approx([s.score for s in rm.score_detailed(convs)], abs=1e-4)

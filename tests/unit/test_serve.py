@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from rewardkit.errors import RewardkitError
 from rewardkit.scorers.base import PointwiseMixin, Score
 from rewardkit.serve.app import create_app
 from rewardkit.serve.batcher import Batcher, LimitExceeded
@@ -176,6 +177,20 @@ def test_get_reward_matches_openrlhf_shape(client, fake):
     assert r.status_code == 200, r.text
     assert r.json() == {"rewards": [10.0, 2.0], "scores": [10.0, 2.0]}
     assert client.post("/get_reward", json={"query": "abc"}).json()["rewards"] == [3.0]
+
+
+def test_normalize_reward_serves_openrlhf_normalised_rewards():
+    rm = FakeRM(normalized=True)
+    rm.normalization = (1.0, 2.0)  # what ClassifierRM reads from reward_mean / reward_std
+    with TestClient(create_app(rm, normalize_reward=True)) as c:
+        assert c.post("/get_reward", json={"query": ["abc", "a"]}).json() == {
+            "rewards": [1.0, 0.0],
+            "scores": [1.0, 0.0],
+        }
+        body = c.post("/score", json={"conversations": [conv("abc")]}).json()
+    assert (body["scores"], body["normalized"]) == ([3.5], [1.25])  # /score keeps both columns
+    with pytest.raises(RewardkitError, match="serve --normalize_reward: this model has no reward statistics"):
+        create_app(FakeRM(), normalize_reward=True)
 
 
 def test_pooling_chat_and_completion_forms(client):

@@ -61,6 +61,7 @@ class _Served:
     batcher: Batcher
     metrics: ServeMetrics
     max_items: int
+    normalize_reward: bool = False
 
 
 def _served(request: Request) -> _Served:
@@ -111,11 +112,13 @@ async def compare(req: CompareRequest, request: Request):
 
 @scoring.post("/get_reward", response_model=GetRewardResponse)
 async def get_reward(req: GetRewardRequest, request: Request):
-    """OpenRLHF remote reward model: formatted texts in, `rewards` (= `scores`) out."""
+    """OpenRLHF remote reward model: formatted texts in, `rewards` (= `scores`) out (normalised with
+    `--normalize_reward`)."""
     served = _served(request)
     texts = [req.query] if isinstance(req.query, str) else req.query
     _check_items(served, len(texts), "queries")
-    rewards = _columns(await _scored(served, "texts", texts))["scores"]
+    cols = _columns(await _scored(served, "texts", texts))
+    rewards = cols["normalized"] if served.normalize_reward else cols["scores"]
     return GetRewardResponse(rewards=rewards, scores=rewards)
 
 
@@ -150,6 +153,7 @@ def create_app(
     max_batch_items: int = 64,
     max_wait_ms: float = 5.0,
     batching: bool = True,
+    normalize_reward: bool = False,
 ) -> FastAPI:
     """A FastAPI app serving `model`.
 
@@ -162,7 +166,14 @@ def create_app(
         max_tokens_per_item: longer items get 413 (None: no limit; needs the model's `count_tokens`).
         max_batch_tokens, max_batch_items, max_wait_ms: dynamic batching budget (see `Batcher`).
         batching: False scores each request alone (for comparison).
+        normalize_reward: /get_reward answers the normalised reward (the model's `normalization`,
+            (reward_mean, reward_std) from training), as OpenRLHF's `--normalize_reward`.
     """
+    if normalize_reward and getattr(model, "normalization", None) is None:
+        raise RewardkitError(
+            "serve --normalize_reward: this model has no reward statistics (reward_mean/reward_std in its "
+            "config.json, written by rewardkit train); serve raw rewards or add them to the config"
+        )
     _check_settings(
         model,
         max_body_bytes=max_body_bytes,
@@ -190,7 +201,7 @@ def create_app(
         batcher.close()
 
     app = FastAPI(title="rewardkit", summary=f"Reward model server: {name}", lifespan=lifespan)
-    app.state.served = _Served(model, name, batcher, metrics, max_items)
+    app.state.served = _Served(model, name, batcher, metrics, max_items, normalize_reward)
     app.state.started = time.time()
     _add_error_handlers(app)
     # The bearer dependency documents the key in OpenAPI (/docs gets "Authorize"); Guard checks it.
