@@ -78,12 +78,17 @@ def write_config(folder, config, **fields) -> None:
     (folder / "config.json").write_text(json.dumps(data))
 
 
-def openrlhf_checkpoint(folder, prefix="score", shards=1, **config_fields):
+# A template that ends an answer with a newline and no EOS, as many do (ChatML ends it "<|im_end|>\n").
+NEWLINE_TEMPLATE = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+
+
+def openrlhf_checkpoint(folder, prefix="score", shards=1, chat_template=None, **config_fields):
     """OpenRLHF's reward-model layout: `model.*` backbone keys + `<prefix>.weight` [1, hidden]."""
     from transformers import LlamaModel
 
     folder.mkdir()
     tok = make_char_tokenizer()
+    tok.chat_template = chat_template or tok.chat_template
     config = tiny_llama_config(tok)
     torch.manual_seed(0)
     backbone = LlamaModel(config).eval()
@@ -117,20 +122,45 @@ def last_hidden(backbone, tok, conv) -> torch.Tensor:
     return backbone(input_ids=ids).last_hidden_state[0, -1]
 
 
+def openrlhf_ids(tok, conv) -> list[int]:
+    """What OpenRLHF's RewardDataset tokenizes: the chat text without trailing newlines, " " + EOS
+    appended when it does not end with EOS, no special tokens added."""
+    text = tok.apply_chat_template(conv, tokenize=False).rstrip("\n")
+    if not text.endswith(tok.eos_token):
+        text += " " + tok.eos_token
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert ids[-1] == tok.eos_token_id
+    return ids
+
+
+@torch.no_grad()
+def openrlhf_hidden(backbone, tok, conv) -> torch.Tensor:
+    """The hidden state OpenRLHF's RewardModel reads the reward from: the last token (EOS)."""
+    return backbone(input_ids=torch.tensor([openrlhf_ids(tok, conv)])).last_hidden_state[0, -1]
+
+
 # --- value heads -------------------------------------------------------------------------------------
 
 
 def test_openrlhf_layout_detected_scored_and_normalised(tmp_path):
     backbone, head, tok = openrlhf_checkpoint(
-        tmp_path / "rm", value_head_prefix="score", normalize_reward=True, mean=0.5, std=2.0
+        tmp_path / "rm",
+        chat_template=NEWLINE_TEMPLATE,
+        value_head_prefix="score",
+        normalize_reward=True,
+        mean=0.5,
+        std=2.0,
     )
     rm = load_reward_model(str(tmp_path / "rm"))
     assert rm.kind == "value_head" and "OpenRLHF" in rm.detected_because
-    expected = [float(last_hidden(backbone, tok, c) @ head[0]) for c in CONVS]
+    expected = [float(openrlhf_hidden(backbone, tok, c) @ head[0]) for c in CONVS]
     got = rm.score_detailed(CONVS)
     assert [s.score for s in got] == pytest.approx(expected, abs=1e-5)
     assert [s.normalized for s in got] == pytest.approx([(e - 0.5) / 2.0 for e in expected], abs=1e-5)
-    assert [s.num_tokens for s in got] == [len(encode(tok, c)) for c in CONVS]
+    assert [s.num_tokens for s in got] == [len(openrlhf_ids(tok, c)) for c in CONVS]
+    assert all(encode(tok, c) != openrlhf_ids(tok, c) for c in CONVS)  # not the chat template's text as is
+    plain = [float(last_hidden(backbone, tok, c) @ head[0]) for c in CONVS]
+    assert all(abs(a - b) > 1e-4 for a, b in zip(plain, expected))  # the token read is not the plain last one
 
 
 def test_openrlhf_as_saved_by_openrlhf_without_normalize_reward(tmp_path):
@@ -145,7 +175,7 @@ def test_openrlhf_as_saved_by_openrlhf_without_normalize_reward(tmp_path):
     )
     rm = load_reward_model(str(tmp_path / "rm"), kind="value_head")
     got = rm.score_detailed(CONVS[:1])[0]
-    assert got.score == pytest.approx(float(last_hidden(backbone, tok, CONVS[0]) @ head[0]), abs=1e-5)
+    assert got.score == pytest.approx(float(openrlhf_hidden(backbone, tok, CONVS[0]) @ head[0]), abs=1e-5)
     assert got.normalized is None
 
 

@@ -92,6 +92,22 @@ def raw_text_template(prefix: str, suffix: str, eos: str) -> str:
     )
 
 
+def eos_last_template(template: str, eos: str) -> str:
+    """`template` rendering the text OpenRLHF's RewardDataset trains on: the chat template's text with
+    trailing newlines dropped and " " + EOS appended unless it already ends with EOS.
+
+    OpenRLHF reads the reward at that last token (its dataset also forces the last token to EOS after
+    truncation; `clip_tokens` keeps the end the same way), so its value-head checkpoints are scored at
+    the token they were trained at.
+    """
+    q = json.dumps
+    return (
+        "{% set rendered %}" + template + "{% endset %}"
+        "{%- set text = rendered.rstrip('\\n') -%}{{ text }}"
+        f"{{%- if not text.endswith({q(eos)}) -%}}{{{{ ' ' + {q(eos)} }}}}{{%- endif -%}}"
+    )
+
+
 def encode(tokenizer, messages: list[Message], tools: list | None = None) -> list[int]:
     """Token ids of a whole conversation, exactly as `apply_chat_template(messages, tokenize=True)` gives.
 

@@ -6,7 +6,10 @@ Value heads (`load_value_head`) come in two layouts, both read without pickle:
   `model.*` keys plus a linear head `<value_head_prefix>.weight` of shape [1, hidden] in the same
   safetensors files; config.json names the prefix and, with `normalize_reward`, the `mean`/`std` of
   training rewards. The reward is the head applied to the hidden state of the last real token, with
-  position ids counted over real tokens (OpenRLHF does the same: `attention_mask.cumsum(-1) - 1`).
+  position ids counted over real tokens (OpenRLHF does the same: `attention_mask.cumsum(-1) - 1`);
+  the text is OpenRLHF's RewardDataset's: the chat template's text without trailing newlines, with
+  " " + EOS appended unless it ends with EOS (`data.tokenize.eos_last_template`), so the reward is
+  read at the EOS token OpenRLHF trained it at.
   TRL's `AutoModelForCausalLMWithValueHead.save_pretrained` (head `v_head.summary.*` beside the causal
   LM's keys) is read the same way.
 * LLaMA-Factory (stage rm): a causal-LM folder plus `value_head.safetensors` holding
@@ -39,7 +42,7 @@ from rewardkit.core.loading import (
     torch_dtype,
 )
 from rewardkit.core.rewards import last_token_index, position_ids_from_mask
-from rewardkit.data.tokenize import install_chat_template
+from rewardkit.data.tokenize import eos_last_template, install_chat_template
 from rewardkit.errors import RewardkitError, first_line
 from rewardkit.scorers.classifier import ClassifierRM
 
@@ -271,9 +274,12 @@ def load_value_head(
     model = ValueHeadModel(backbone, weight, bias).eval()
     tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
     ensure_pad_token(tokenizer, backbone)
-    logger.info(
-        "%s: value head: %s; chat template: %s", path, layout, install_chat_template(tokenizer, template_name)
-    )
+    template = install_chat_template(tokenizer, template_name)
+    if prefix is not None and not prefix.startswith("v_head") and tokenizer.eos_token:
+        # OpenRLHF trained on "<chat text without trailing newlines> <EOS>" and read the reward at EOS.
+        tokenizer.chat_template = eos_last_template(tokenizer.chat_template, tokenizer.eos_token)
+        template += f", ending at EOS {tokenizer.eos_token!r} as OpenRLHF's RewardDataset does"
+    logger.info("%s: value head: %s; chat template: %s", path, layout, template)
     device = default_device(device_map)
     if not device_map:
         model.to(device)
