@@ -159,6 +159,8 @@ def cmd_eval(argv: list[str]) -> int:
     results = run_eval_files(
         model,
         args.data,
+        dataset_info=args.dataset_info,
+        dataset=args.dataset,
         output_dir=args.output_dir,
         sections_file=args.sections,
         baseline_scores=args.baseline_scores,

@@ -531,9 +531,25 @@ class EvalArguments:
         metadata={"help": "Also report ECE of sigmoid(margin / T), T from `rewardkit train --calibrate`."},
     )
 
+    dataset_info: str | None = field(
+        default=None,
+        metadata={
+            "help": "A LLaMA-Factory dataset_info.json; with --dataset, as in train (docs/formats.md)."
+        },
+    )
+    dataset: str | None = field(
+        default=None, metadata={"help": "Entries of --dataset_info to evaluate on, comma-separated."}
+    )
+
     def __post_init__(self):
-        if not self.data:
-            raise RewardkitError("--data is required: one or more preference files or folders")
+        if bool(self.dataset_info) != bool(self.dataset):
+            raise RewardkitError(
+                "--dataset_info and --dataset go together (a dataset_info.json and entry names)"
+            )
+        if not self.data and not self.dataset_info:
+            raise RewardkitError(
+                "--data is required: one or more preference files or folders (or --dataset_info with --dataset)"
+            )
 
 
 @dataclass

@@ -140,3 +140,25 @@ def test_bad_tools_column_is_one_line():
     row = {"prompt": "q", "chosen": "a", "rejected": "b", "tools": "[{not json"}
     err = parse_score_row("t.jsonl", 3, json.dumps(row).encode())
     assert isinstance(err, DataError) and str(err).startswith("t.jsonl:3: field 'tools': not valid JSON")
+
+
+def test_eval_reads_dataset_info_entries(tmp_path, monkeypatch):
+    from rewardkit.cli import main
+
+    scorer = tmp_path / "length_rm.py"
+    scorer.write_text(
+        "def score(conversations):\n    return [float(len(c[-1]['content'])) for c in conversations]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    info = str(FIELD / "llamafactory_dataset_info.json")
+    argv = ["eval", "--model", "length_rm:score", "--dataset_info", info, "--dataset", "dpo_en_demo"]
+    assert main([*argv, "--output_dir", str(tmp_path / "ev"), "--n_boot", "0"]) == 0
+    results = json.loads((tmp_path / "ev" / "results.json").read_text())
+    (demo,) = resolve(info, "dpo_en_demo")
+    pairs, _ = load_pairs(demo.path, columns=demo.columns)
+    longer = sum(len(p.chosen) > len(p.rejected) for p in pairs) / len(pairs)
+    assert results["summary"]["n_items"] == 100 and results["summary"]["accuracy"]["value"] == pytest.approx(
+        longer
+    )
+    assert set(results["summary"]["subsets"]) == {"dpo_en_demo"}  # reported under the entry's name
+    assert main(["eval", "--model", "length_rm:score", "--dataset_info", info]) == 2  # needs --dataset

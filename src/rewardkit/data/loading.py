@@ -122,9 +122,11 @@ def load_pairs(
     return _read(paths, normalize_row, DropReport(noun="pairs"), limit, columns)
 
 
-def load_eval_items(paths: Paths, *, limit: int | None = None) -> tuple[list[NWayItem], DropReport]:
+def load_eval_items(
+    paths: Paths, *, limit: int | None = None, columns: dict[str, str] | None = None
+) -> tuple[list[NWayItem], DropReport]:
     """Like `load_pairs`, but as `NWayItem`s: N-way rows as they are, pairwise rows as 1-vs-1 items."""
-    return _read(paths, normalize_item, DropReport(noun="items"), limit)
+    return _read(paths, normalize_item, DropReport(noun="items"), limit, columns)
 
 
 SPLITS = ("shuffle", "hash")

@@ -7,6 +7,7 @@ half-written `output_dir`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections import Counter
@@ -141,11 +142,27 @@ def run_eval(
     return results
 
 
-def run_eval_files(model: RewardModel, data_paths: Sequence[str | Path], **kwargs: Any) -> dict:
-    """`run_eval` on items read from files with `rewardkit.data.loading.load_eval_items`."""
-    from rewardkit.data.loading import load_eval_items
+def run_eval_files(
+    model: RewardModel,
+    data_paths: Sequence[str | Path],
+    *,
+    dataset_info: str | None = None,
+    dataset: str | None = None,
+    **kwargs: Any,
+) -> dict:
+    """`run_eval` on items read from files with `rewardkit.data.loading.load_eval_items`, plus the
+    entries `dataset` (comma-separated) of a LLaMA-Factory `dataset_info` file, read with their column
+    mappings; an entry's items without a subset of their own are reported under the entry's name."""
+    from rewardkit.data.dataset_info import resolve
+    from rewardkit.data.loading import DropReport, load_eval_items
 
-    items, drop_report = load_eval_items([str(p) for p in data_paths])
+    items, drop_report = (
+        load_eval_items([str(p) for p in data_paths]) if data_paths else ([], DropReport(noun="items"))
+    )
+    for spec in resolve(dataset_info, dataset or "") if dataset_info else []:
+        more, report = load_eval_items(spec.path, columns=spec.columns)
+        items += [it if it.subset else dataclasses.replace(it, subset=spec.name) for it in more]
+        drop_report.merge(report)
     return run_eval(model, items, drop_report=drop_report, **kwargs)
 
 
