@@ -13,7 +13,9 @@ paired against TRL's anchor run (`--baseline_scores`). Nothing is tuned on any o
 Runs (RUNS below, in order): TRL's RewardTrainer on the anchor recipe (SmolLM2-135M, LoRA r16/a32 on
 all linear layers + head, lr 1e-4, batch 8, one epoch on 480 pairs, max length 512; everything else
 TRL's defaults except gradient checkpointing, which changes speed, not the result), then the rewardkit
-search, then `rewardkit train --config configs/train_smollm2_hh_best.yaml` as shipped. Both trainers
+search on the first 300 training pairs (lr 3e-4 with a cosine schedule, with and without
+`--length_debias`), then `rewardkit train --config configs/train_smollm2_hh_best.yaml` as shipped: the
+better search setting on all training pairs. Both trainers
 see the same token ids (rewardkit's tokenization with SmolLM2's chat template). Wall time is the whole
 training command (loading, tokenizing, training, export; not the eval). Each run's results are kept in
 outputs/hh-recipe/runs/NAME/run.json, so a rerun resumes. trl is imported only in its worker.
@@ -49,11 +51,6 @@ RUNS: dict[str, dict] = {
     "rk-lr3e-4-debias-300": {
         "trainer": "rewardkit",
         "args": SEARCH + ["--max_train_samples", "300", "--length_debias", "true"],
-    },
-    "rk-lr1e-4-300": {
-        "trainer": "rewardkit",
-        "args": SEARCH
-        + ["--max_train_samples", "300", "--length_debias", "false", "--learning_rate", "1e-4"],
     },
     "rk-best": {"trainer": "rewardkit", "args": []},  # the shipped config as it is
 }

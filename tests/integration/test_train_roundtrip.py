@@ -229,3 +229,66 @@ def test_cli_train_sample_limits_validation_file_drop_report_and_adapter_export(
         out / "adapter_model.safetensors"
     ).is_file()
     assert not (out / "model.safetensors").exists()
+
+
+def _train_argv(model_dir, data, out, *extra):
+    return [
+        "train",
+        "--model_name_or_path",
+        str(model_dir),
+        "--train_file_dir",
+        str(data),
+        "--validation_split_percentage",
+        "0",
+        "--output_dir",
+        str(out),
+        "--per_device_train_batch_size",
+        "2",
+        "--max_length",
+        "1024",
+        "--report_to",
+        "none",
+        "--use_peft",
+        "true",
+        "--lora_dropout",
+        "0",
+        "--use_cpu",
+        "true",
+        "--seed",
+        "7",
+        *extra,
+    ]
+
+
+def _weights(folder) -> dict:
+    return AutoModelForSequenceClassification.from_pretrained(folder).state_dict()
+
+
+def test_resume_from_checkpoint_and_peft_path_continue_the_same_run(tmp_path, tiny_llama_dir):
+    data = write_synthetic_pairs(tmp_path / "train.jsonl", 16, 3)
+    whole, resumed, continued = tmp_path / "whole", tmp_path / "resumed", tmp_path / "continued"
+    steps = ["--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--learning_rate", "1e-3"]
+    assert main(_train_argv(tiny_llama_dir, data, whole, *steps, "--export", "both")) == 0
+    assert (whole / "checkpoint-2").is_dir()
+    # --resume_from_checkpoint: steps 3-4 from the step-2 checkpoint give the uninterrupted run's weights
+    resume = ["--resume_from_checkpoint", str(whole / "checkpoint-2")]
+    assert main(_train_argv(tiny_llama_dir, data, resumed, *steps, *resume)) == 0
+    state = json.loads((resumed / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    start, a, b = _weights(tiny_llama_dir), _weights(whole), _weights(resumed)
+    assert not torch.equal(start["score.weight"], a["score.weight"])
+    for name in (
+        "score.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+    ):
+        torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=0)
+    # --peft_path: the saved adapter (and head) is loaded, not a fresh one; lr 0 keeps it as it is
+    frozen = ["--max_steps", "1", "--learning_rate", "0", "--save_strategy", "no"]
+    assert (
+        main(_train_argv(tiny_llama_dir, data, continued, *frozen, "--peft_path", str(whole / "adapter")))
+        == 0
+    )
+    c = _weights(continued)
+    for name in ("score.weight", "model.layers.0.self_attn.q_proj.weight"):
+        torch.testing.assert_close(c[name], a[name], atol=1e-6, rtol=0)

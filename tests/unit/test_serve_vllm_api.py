@@ -291,3 +291,33 @@ def test_a_body_that_is_not_json_is_400_in_the_envelope():
     assert r.status_code in (400, 422), r.text
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
     assert r.json()["error"]["code"] == r.status_code
+
+
+def test_vllm_backend_pooler_options_follow_the_installed_poolerconfig():
+    import dataclasses
+
+    from rewardkit.errors import RewardkitError
+    from rewardkit.serve.vllm_backend import pooler_options
+
+    # vLLM's PoolerConfig field names today (vllm/config/pooler.py) and in 0.10; no defaults matter here
+    current = dataclasses.make_dataclass(
+        "PoolerConfig", ["task", "pooling_type", "seq_pooling_type", "tok_pooling_type", "use_activation"]
+    )
+    old = dataclasses.make_dataclass("PoolerConfig", ["pooling_type", "normalize", "activation", "softmax"])
+    assert pooler_options(current) == {"use_activation": False, "pooling_type": "LAST"}
+    assert pooler_options(old) == {"activation": False, "pooling_type": "LAST"}
+    current(**{f.name: None for f in dataclasses.fields(current)} | pooler_options(current))  # accepted
+    with pytest.raises(RewardkitError, match="neither use_activation nor activation"):
+        pooler_options(dataclasses.make_dataclass("PoolerConfig", ["pooling_type"]))
+
+
+def test_vllm_backend_without_vllm_is_one_line(monkeypatch):
+    import sys
+
+    from rewardkit.config import RewardModelArguments
+    from rewardkit.errors import RewardkitError
+    from rewardkit.serve.vllm_backend import load_vllm_reward_model
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as on a machine without vLLM: import fails
+    with pytest.raises(RewardkitError, match="--backend vllm needs vLLM: pip install vllm"):
+        load_vllm_reward_model(RewardModelArguments(model="outputs/rm"))

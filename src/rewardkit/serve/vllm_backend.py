@@ -1,17 +1,39 @@
 """`rewardkit serve --backend vllm`: sequence classifiers run by vLLM's pooling runner, same HTTP API.
 
 Our tokenizer, chat template and length policy are kept (vLLM receives token ids), so scores match
-the torch backend up to kernel numerics. The classify pooler's activation is turned off: for a
-one-label reward head vLLM would otherwise squash the logit. Needs vLLM and a GPU; written against
-vLLM's `LLM(runner="pooling")` + `encode(pooling_task="classify")` API (0.10 and later).
+the torch backend up to kernel numerics. The classify pooler reads the last token (`LAST`, where
+rewardkit reads the reward) with its activation turned off: for a one-label reward head vLLM would
+otherwise squash the logit. Needs vLLM and a GPU; written against vLLM's `LLM(runner="pooling")` +
+`encode(pooling_task="classify")` API (0.10 and later). `PoolerConfig` spells the activation switch
+`use_activation` in current vLLM and `activation` in 0.10; `pooler_options` picks the one it has.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
 from rewardkit.errors import RewardkitError
 from rewardkit.scorers.classifier import ClassifierRM
+
+
+def pooler_options(pooler_config_cls) -> dict:
+    """Keyword arguments for vLLM's `PoolerConfig`: last-token pooling, no activation, in the field
+    names this vLLM version has (a name it lacks would be refused by its config class)."""
+    names = {f.name for f in dataclasses.fields(pooler_config_cls)}
+    if "use_activation" in names:
+        options = {"use_activation": False}
+    elif "activation" in names:
+        options = {"activation": False}
+    else:
+        raise RewardkitError(
+            "--backend vllm: this vLLM's PoolerConfig has neither use_activation nor activation; "
+            "rewards would go through the classifier's activation (use --backend torch)"
+        )
+    if "pooling_type" in names:
+        options["pooling_type"] = "LAST"
+    return options
 
 
 def load_vllm_reward_model(model_args) -> ClassifierRM:
@@ -41,7 +63,7 @@ def load_vllm_reward_model(model_args) -> ClassifierRM:
         convert="classify",
         dtype=model_args.torch_dtype,
         trust_remote_code=model_args.trust_remote_code,
-        pooler_config=PoolerConfig(activation=False),
+        pooler_config=PoolerConfig(**pooler_options(PoolerConfig)),
     )
     limit = llm.llm_engine.model_config.max_model_len
 
