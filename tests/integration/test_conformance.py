@@ -165,7 +165,7 @@ def test_run_rm_sh_without_tensorboard_is_one_line_before_loading(tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err == (
         "rewardkit train: error: --report_to tensorboard: tensorboard is not installed; "
-        "pip install tensorboard, or pass --report_to none"
+        "pip install tensorboard (or pip install 'rewardkit[tensorboard]'), or pass --report_to none"
     )
 
 

@@ -55,8 +55,9 @@ def check_run(training_args) -> None:
         if name in INTEGRATIONS:
             modules, package = INTEGRATIONS[name]
             if not any(importlib.util.find_spec(m) for m in modules):
+                extra = " (or pip install 'rewardkit[tensorboard]')" if name == "tensorboard" else ""
                 raise RewardkitError(
-                    f"--report_to {name}: {package} is not installed; pip install {package}, "
+                    f"--report_to {name}: {package} is not installed; pip install {package}{extra}, "
                     "or pass --report_to none"
                 )
     if training_args.push_to_hub:
