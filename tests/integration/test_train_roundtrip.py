@@ -283,6 +283,21 @@ def test_resume_from_checkpoint_and_peft_path_continue_the_same_run(tmp_path, ti
         "model.layers.1.mlp.down_proj.weight",
     ):
         torch.testing.assert_close(b[name], a[name], atol=1e-5, rtol=0)
+    # ... and they come from the checkpoint: the same resume from a checkpoint whose head was shifted ends elsewhere
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shifted = tmp_path / "shifted-checkpoint"
+    shutil.copytree(whole / "checkpoint-2", shifted)
+    adapter = load_file(shifted / "adapter_model.safetensors")
+    adapter["base_model.model.score.weight"] += 1.0
+    save_file(adapter, shifted / "adapter_model.safetensors")
+    moved = tmp_path / "moved"
+    assert (
+        main(_train_argv(tiny_llama_dir, data, moved, *steps, "--resume_from_checkpoint", str(shifted))) == 0
+    )
+    assert (_weights(moved)["score.weight"] - a["score.weight"]).abs().min() > 0.5
     # --peft_path: the saved adapter (and head) is loaded, not a fresh one; lr 0 keeps it as it is
     frozen = ["--max_steps", "1", "--learning_rate", "0", "--save_strategy", "no"]
     assert (
