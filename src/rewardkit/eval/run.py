@@ -154,11 +154,14 @@ def run_eval_files(
     entries `dataset` (comma-separated) of a LLaMA-Factory `dataset_info` file, read with their column
     mappings; an entry's items without a subset of their own are reported under the entry's name."""
     from rewardkit.data.dataset_info import resolve
-    from rewardkit.data.loading import DropReport, load_eval_items
+    from rewardkit.data.loading import load_eval_items
 
-    items, drop_report = (
-        load_eval_items([str(p) for p in data_paths]) if data_paths else ([], DropReport(noun="items"))
-    )
+    if data_paths:
+        items, drop_report = load_eval_items([str(p) for p in data_paths])
+    else:  # only --dataset_info entries
+        from rewardkit.data.loading import DropReport
+
+        items, drop_report = [], DropReport(noun="items")
     for spec in resolve(dataset_info, dataset or "") if dataset_info else []:
         more, report = load_eval_items(spec.path, columns=spec.columns)
         items += [it if it.subset else dataclasses.replace(it, subset=spec.name) for it in more]
