@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardkit.data.loading import SPLITS
 from rewardkit.data.templates import check_template_name, templates_help
 from rewardkit.errors import RewardkitError
 
@@ -130,7 +131,7 @@ class DataArguments:
         metadata={
             "help": "How that part is chosen: 'shuffle' (seeded) or 'hash' (by each pair's content: the same "
             "pairs for any seed, order or file; docs/train.md).",
-            "choices": ["shuffle", "hash"],
+            "choices": list(SPLITS),
         },
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Accepted for MedicalGPT."})
