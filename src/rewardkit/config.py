@@ -217,13 +217,19 @@ class ScriptArguments:
         metadata={"help": "ODIN: train a quality head and a length head; export the quality head only."},
     )
     length_weight: float = field(
-        default=1.0, metadata={"help": "--length_debias: weight of 1 - Pearson(length head, length)."}
+        default=1.0, metadata={"help": "--length_debias: weight of 1 - |Pearson(length head, length)|."}
     )
     decorrelation_weight: float = field(
         default=1.0, metadata={"help": "--length_debias: weight of |Pearson(quality head, length)|."}
     )
     orthogonality_weight: float = field(
         default=1.0, metadata={"help": "--length_debias: weight of |w_quality . w_length|."}
+    )
+    debias_window: int = field(
+        default=128,
+        metadata={
+            "help": "--length_debias: earlier answers the correlations are also taken over (0: the batch's only)."
+        },
     )
     ensemble_size: int = field(
         default=1, metadata={"help": "K > 1: K score heads on one backbone, each on its own bootstrap."}
@@ -254,7 +260,13 @@ class ScriptArguments:
 
 def check_robust_training(args: ScriptArguments) -> None:
     """The --length_debias / --ensemble_size / --calibrate flags, checked together."""
-    for name in ("length_weight", "decorrelation_weight", "orthogonality_weight", "ensemble_lambda"):
+    for name in (
+        "length_weight",
+        "decorrelation_weight",
+        "orthogonality_weight",
+        "ensemble_lambda",
+        "debias_window",
+    ):
         if getattr(args, name) < 0:
             raise RewardkitError(f"--{name} must be >= 0, got {getattr(args, name)}")
     if args.ensemble_size < 1:

@@ -9,7 +9,13 @@ from conftest import make_char_tokenizer, make_tiny_bert, make_tiny_llama
 from rewardkit.core.ensemble import aggregate, column_names, ensemble_columns
 from rewardkit.train.calibrate import calibration_nll, fit_temperature
 from rewardkit.train.collator import PairwiseCollator
-from rewardkit.train.debias import answer_lengths, batch_pearson, head_weight, length_debias_loss
+from rewardkit.train.debias import (
+    CorrelationMemory,
+    answer_lengths,
+    batch_pearson,
+    head_weight,
+    length_debias_loss,
+)
 from rewardkit.train.ensemble import bootstrap_weights, ensemble_bt_loss
 from rewardkit.train.heads import keep_head_rows, widen_head
 from rewardkit.train.packing import PackedPairCollator
@@ -50,6 +56,46 @@ def test_length_debias_loss_hand_worked():
     assert parts["quality_pearson"] == pytest.approx(rho_q, abs=1e-6)
     assert parts["orthogonality"] == pytest.approx(1.0)
     assert loss.item() == pytest.approx(bt + (1 - rho_l) + 2 * rho_q + 0.5 * 1.0, abs=1e-6)
+
+
+def test_length_head_may_carry_length_either_way():
+    # The same batch with the length head's outputs negated: Pearson(l, length) changes sign, the
+    # length term 1 - |rho_l| does not (a length head that rewards shorter answers is as good).
+    chosen = torch.tensor([[1.0, 0.0], [2.0, 1.0]])
+    rejected = torch.tensor([[0.0, 0.5], [0.0, 0.0]])
+    lengths = torch.tensor([1.0, 3.0]), torch.tensor([3.0, 1.0])
+    w = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    flip = torch.tensor([1.0, -1.0])
+    kw = dict(length_weight=1.0, decorrelation_weight=0.0, orthogonality_weight=0.0)
+    _, plus = length_debias_loss(chosen, rejected, *lengths, *w, **kw)
+    loss_minus, minus = length_debias_loss(chosen * flip, rejected * flip, *lengths, *w, **kw)
+    rho_l = 1.5 / math.sqrt(4 * 0.6875)  # as in the hand-worked test above
+    assert plus["length_pearson"] == pytest.approx(rho_l, abs=1e-6)
+    assert minus["length_pearson"] == pytest.approx(-rho_l, abs=1e-6)
+    # totals with the negated length head: chosen 1, 1; rejected -0.5, 0 -> diffs 1.5, 1
+    bt = (math.log1p(math.exp(-1.5)) + math.log1p(math.exp(-1.0))) / 2
+    assert loss_minus.item() == pytest.approx(bt + (1 - rho_l), abs=1e-6)
+
+
+def test_correlation_memory_joins_earlier_batches_without_their_gradient():
+    memory = CorrelationMemory(4)
+    kw = dict(length_weight=0.0, decorrelation_weight=1.0, orthogonality_weight=0.0, memory=memory)
+    w = torch.ones(2), torch.zeros(2)
+    first = torch.tensor([[1.0, 0.0]]), torch.tensor([[2.0, 0.0]])
+    _, parts = length_debias_loss(*first, torch.tensor([1.0]), torch.tensor([2.0]), *w, **kw)
+    assert parts["quality_pearson"] == pytest.approx(1.0)  # (1, 2) against lengths (1, 2)
+    chosen = torch.tensor([[3.0, 0.0]], requires_grad=True)
+    rejected = torch.tensor([[0.0, 0.0]], requires_grad=True)
+    loss, parts = length_debias_loss(chosen, rejected, torch.tensor([3.0]), torch.tensor([4.0]), *w, **kw)
+    # quality (3, 0 | 1, 2) against lengths (3, 4 | 1, 2): mean 1.5 and 2.5,
+    # dq = (1.5, -1.5, -0.5, 0.5), dn = (0.5, 1.5, -1.5, -0.5): Σ dq dn = -1, Σ dq² = 5, Σ dn² = 5
+    assert parts["quality_pearson"] == pytest.approx(-0.2, abs=1e-6)
+    assert [t.tolist() for t in memory.past] == [[3.0, 0.0, 1.0, 2.0], [0.0] * 4, [3.0, 4.0, 1.0, 2.0]]
+    (grad_c,) = torch.autograd.grad(
+        loss, [chosen]
+    )  # flows into this batch; the remembered values are constants
+    assert grad_c[0, 0] != 0
+    assert not memory.past[0].requires_grad
 
 
 def test_length_debias_gradient_pushes_quality_away_from_length():

@@ -7,7 +7,8 @@ import pytest
 
 from rewardkit.data.schema import NWayItem
 from rewardkit.eval import metrics as M
-from rewardkit.eval.robust import auroc, calibrated_summary, ensemble_summary, robust_markdown
+from rewardkit.eval.metrics import auroc
+from rewardkit.eval.robust import calibrated_summary, ensemble_summary, robust_markdown
 from rewardkit.eval.stress import (
     CLOSERS,
     OPENERS,
@@ -121,6 +122,10 @@ def test_ensemble_summary_hand_worked():
     assert acc["member_0"] == pytest.approx(2 / 3) and acc["member_1"] == pytest.approx(2 / 3)
     # mean - std: a: 1 - 0 vs 0 - 0 right; b: (1 - 1) vs (0.5 - 0.5) tie, wrong; c: (-0.5 - 1.5) vs (0.5 - 0.5) wrong
     assert acc["mean_minus_std (lambda 1)"] == pytest.approx(1 / 3)
+    assert out["disagreement_auroc_ci"]["ci_low"] is None  # no resamples, no interval
+    # resampled: every resample holding both classes puts the wrong pair's disagreement on top
+    ci = ensemble_summary(records, lam=1.0, n_boot=50, seed=0)["disagreement_auroc_ci"]
+    assert (ci["value"], ci["ci_low"], ci["ci_high"]) == (1.0, 1.0, 1.0)
     assert ensemble_summary([_record("x", 1.0, 0.0)], 1.0, 0, 0) is None  # not an ensemble
     assert "AUROC" in "\n".join(robust_markdown({"ensemble": out}))
 

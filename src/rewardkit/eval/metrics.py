@@ -349,6 +349,24 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return (np.bincount(inverse, weights=ranks) / np.bincount(inverse))[inverse]
 
 
+def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """Area under the ROC curve of `scores` for the `positive` items (Mann-Whitney U / (n_pos·n_neg)).
+
+    A tie between a positive and a negative counts 1/2. None when either class is empty.
+
+    Example:
+        >>> auroc([0.9, 0.4, 0.4, 0.1], [True, True, False, False])  # (2 + 1.5) / 4
+        0.875
+    """
+    s = np.asarray(scores, dtype=float)
+    pos = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if not n_pos or not n_neg:
+        return None
+    rank_sum = average_ranks(s)[pos].sum()
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
     """Spearman correlation: Pearson on average ranks."""
     return pearson(average_ranks(x), average_ranks(y))

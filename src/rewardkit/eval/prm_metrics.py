@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rewardkit.eval.metrics import average_ranks
+from rewardkit.eval import metrics as M
 
 
 def _labelled(scores: Sequence[float], labels: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
@@ -45,12 +45,8 @@ def bad_step_f1(scores: Sequence[float], labels: Sequence[float | None], thresho
 
 def auroc(scores: Sequence[float], labels: Sequence[float | None]) -> float:
     """P(a good step scores above a bad one), ties half; NaN without both classes."""
-    s, good = _labelled(scores, labels)
-    pos, neg = s[good], s[~good]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    r = average_ranks(np.concatenate([pos, neg]))[: len(pos)].sum()
-    return float((r - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+    value = M.auroc(*_labelled(scores, labels))
+    return float("nan") if value is None else value
 
 
 def first_error(labels: Sequence[float | None]) -> int:

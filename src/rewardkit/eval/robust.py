@@ -18,25 +18,6 @@ import numpy as np
 from rewardkit.eval import metrics as M
 
 
-def auroc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
-    """Area under the ROC curve of `scores` for the `positive` items (Mann-Whitney U / (n_pos·n_neg)).
-
-    A tie between a positive and a negative counts 1/2. None when either class is empty.
-
-    Example:
-        >>> auroc([0.9, 0.4, 0.4, 0.1], [True, True, False, False])  # (2 + 1.5) / 4
-        0.875
-    """
-    s = np.asarray(scores, dtype=float)
-    pos = np.asarray(positive, dtype=bool)
-    a, b = s[pos], s[~pos]
-    if not len(a) or not len(b):
-        return None
-    greater = (a[:, None] > b[None, :]).sum()
-    ties = (a[:, None] == b[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(a) * len(b)))
-
-
 def member_matrix(sub_scores: Sequence[dict[str, float]]) -> np.ndarray | None:
     """(answers, K) member rewards from `Score.sub_scores` (`member_0` ..), or None if not an ensemble."""
     if not sub_scores or "ensemble_std" not in sub_scores[0]:
@@ -73,13 +54,34 @@ def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, s
         "members": int(chosen.shape[1]),
         "n_pairs": len(pairs),
         "n_wrong": int(wrong.sum()),
-        "disagreement_auroc": auroc(disagreement, wrong),
+        "disagreement_auroc": M.auroc(disagreement, wrong),
+        "disagreement_auroc_ci": _auroc_ci(disagreement, wrong, n_boot, seed),
         "disagreement_mean": float(disagreement.mean()),
         "accuracy": {
             name: M.mean_stats((c > r).astype(float), subsets, n_boot, seed)[0]
             for name, (c, r) in aggregates.items()
         },
     }
+
+
+def _auroc_ci(scores: np.ndarray, positive: np.ndarray, n_boot: int, seed: int) -> dict | None:
+    """The AUROC with a percentile interval over pairs resampled with replacement (None: one class only)."""
+    point = M.auroc(scores, positive)
+    if point is None:
+        return None
+    rng = np.random.default_rng(seed)
+    boot = [
+        M.auroc(scores[i], positive[i])
+        for i in (rng.integers(0, len(scores), len(scores)) for _ in range(n_boot))
+    ]
+    boot = np.array([b for b in boot if b is not None])
+    return M.ci_stat(point, boot if n_boot and len(boot) else None)
+
+
+def _auroc_interval(ci: dict | None) -> str:
+    if not ci or ci.get("ci_low") is None:
+        return ""
+    return f" [95% CI {ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
 
 
 def calibrated_summary(margins: Sequence[float], temperature: float, n_bins: int) -> dict:
@@ -160,7 +162,8 @@ def robust_markdown(summary: dict) -> list[str]:
             "",
             f"{ens['members']} members. Disagreement = std across members of each pair's margin; its AUROC "
             f"for predicting the {ens['n_wrong']} of {ens['n_pairs']} pairs ranked wrong: "
-            f"**{'–' if auc is None else f'{auc:.3f}'}** (0.5 = no signal).",
+            f"**{'–' if auc is None else f'{auc:.3f}'}**{_auroc_interval(ens.get('disagreement_auroc_ci'))} "
+            "(0.5 = no signal).",
             "",
             "| score | accuracy | 95% CI |",
             "|---|---|---|",

@@ -4,12 +4,16 @@ The model's head has two outputs: column 0 is the quality reward (the one export
 column 1 the length reward. The pair loss is
 
     BT(q_c + l_c, q_r + l_r)                                  the preference, explained by both heads
-    + length_weight        * (1 - Pearson(l, length))         the length head carries length
+    + length_weight        * (1 - |Pearson(l, length)|)       the length head carries length
     + decorrelation_weight * |Pearson(q, length)|             the quality head does not
     + orthogonality_weight * |w_q . w_l|                      the two heads read different directions
 
-where the Pearson correlations are taken over the batch's 2B answers (chosen and rejected) and
-`length` is each answer's token count after the pair's shared prompt. The losses are pure functions
+where the Pearson correlations are taken over the batch's 2B answers (chosen and rejected) and the
+last `window` answers of earlier batches (`CorrelationMemory`, detached: gradients flow through the
+batch only), and `length` is each answer's token count after the pair's shared prompt. ODIN's length
+term is 1 - Pearson(l, length): on its data longer answers win. Here the length head may carry length
+either way (|Pearson|), so on data where the shorter answer tends to win (HH-harmless: refusals) the
+length head, not the quality head, absorbs that shortcut. The losses are pure functions
 (tested against hand-worked numbers in tests/unit/test_robust_loss.py); `debias_objective` is the
 RewardTrainer's `objective=` hook that feeds them from a batch.
 """
@@ -39,6 +43,35 @@ def batch_pearson(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-8) -> torch.
     return (dx * dy).sum() / denom
 
 
+class CorrelationMemory:
+    """The last `size` answers' (quality reward, length reward, length), detached, for steadier correlations.
+
+    A batch of 4 pairs gives a Pearson correlation over 8 answers: too noisy to decorrelate a head
+    with. `window(q, l, n)` returns the batch's values followed by the remembered ones, then
+    remembers the batch's (keeping the newest `size`). size 0 remembers nothing.
+
+    Example:
+        >>> m = CorrelationMemory(3)
+        >>> _ = m.window(torch.tensor([1.0, 2.0]), torch.zeros(2), torch.ones(2))
+        >>> [t.tolist() for t in m.window(torch.tensor([3.0, 4.0]), torch.zeros(2), torch.ones(2))][0]
+        [3.0, 4.0, 1.0, 2.0]
+        >>> m.past[0].tolist()
+        [3.0, 4.0, 1.0]
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.past: tuple[torch.Tensor, ...] | None = None
+
+    def window(self, *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.past is not None and self.past[0].device != values[0].device:
+            self.past = None
+        joined = values if self.past is None else tuple(torch.cat([v, p]) for v, p in zip(values, self.past))
+        if self.size > 0:
+            self.past = tuple(j.detach()[: self.size] for j in joined)
+        return joined
+
+
 def length_debias_loss(
     chosen: torch.Tensor,
     rejected: torch.Tensor,
@@ -52,6 +85,7 @@ def length_debias_loss(
     orthogonality_weight: float = 1.0,
     margin: torch.Tensor | None = None,
     center_rewards_coefficient: float = 0.0,
+    memory: CorrelationMemory | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The ODIN loss of a batch of pairs, and its parts (for logging).
 
@@ -61,6 +95,7 @@ def length_debias_loss(
         w_quality, w_length: the two heads' weight vectors (hidden,).
         length_weight, decorrelation_weight, orthogonality_weight: weights of the three added terms.
         margin, center_rewards_coefficient: as in `bradley_terry_loss`, on the summed rewards.
+        memory: earlier batches' answers to take the correlations over too (None: this batch only).
 
     Returns:
         (loss, {"bt", "length_pearson", "quality_pearson", "orthogonality"}).
@@ -69,12 +104,16 @@ def length_debias_loss(
     total_r = rejected[:, QUALITY] + rejected[:, LENGTH]
     bt = bradley_terry_loss(total_c, total_r, margin, center_rewards_coefficient)
     lengths = torch.cat([chosen_len, rejected_len]).to(chosen.dtype)
-    rho_length = batch_pearson(torch.cat([chosen[:, LENGTH], rejected[:, LENGTH]]), lengths)
-    rho_quality = batch_pearson(torch.cat([chosen[:, QUALITY], rejected[:, QUALITY]]), lengths)
+    quality = torch.cat([chosen[:, QUALITY], rejected[:, QUALITY]])
+    length = torch.cat([chosen[:, LENGTH], rejected[:, LENGTH]])
+    if memory is not None:
+        quality, length, lengths = memory.window(quality, length, lengths)
+    rho_length = batch_pearson(length, lengths)
+    rho_quality = batch_pearson(quality, lengths)
     ortho = (w_quality.float() * w_length.float()).sum().abs()
     loss = (
         bt
-        + length_weight * (1.0 - rho_length)
+        + length_weight * (1.0 - rho_length.abs())
         + decorrelation_weight * rho_quality.abs()
         + orthogonality_weight * ortho
     )
@@ -134,8 +173,12 @@ def debias_objective(
     decorrelation_weight: float,
     orthogonality_weight: float,
     center_rewards_coefficient: float = 0.0,
+    memory: CorrelationMemory | None = None,
 ):
-    """RewardTrainer `objective=`: the ODIN loss; metrics and predictions use the quality head only."""
+    """RewardTrainer `objective=`: the ODIN loss; metrics and predictions use the quality head only.
+
+    `memory` is used (and grows) in training steps only, not in evaluation.
+    """
     chosen_len, rejected_len = answer_lengths(inputs)
     weight = head_weight(model)
     loss, parts = length_debias_loss(
@@ -150,5 +193,6 @@ def debias_objective(
         orthogonality_weight=orthogonality_weight,
         margin=inputs.get("margin"),
         center_rewards_coefficient=center_rewards_coefficient,
+        memory=memory if model.training else None,
     )
     return loss, chosen[:, QUALITY], rejected[:, QUALITY], parts

@@ -9,7 +9,7 @@ import torch
 
 from rewardkit.core.ensemble import CONFIG_KEY
 from rewardkit.train.calibrate import calibration_nll, fit_temperature
-from rewardkit.train.debias import QUALITY, debias_objective
+from rewardkit.train.debias import QUALITY, CorrelationMemory, debias_objective
 from rewardkit.train.ensemble import EnsembleObjective
 from rewardkit.train.heads import widen_head
 
@@ -30,12 +30,14 @@ def robust_training(model, script_args, seed: int):
             decorrelation_weight=script_args.decorrelation_weight,
             orthogonality_weight=script_args.orthogonality_weight,
             center_rewards_coefficient=script_args.center_rewards_coefficient,
+            memory=CorrelationMemory(script_args.debias_window),
         )
         extra = {
             "rewardkit_length_debias": {
                 "length_weight": script_args.length_weight,
                 "decorrelation_weight": script_args.decorrelation_weight,
                 "orthogonality_weight": script_args.orthogonality_weight,
+                "window": script_args.debias_window,
                 "exported": "quality head only",
             }
         }
