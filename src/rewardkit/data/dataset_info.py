@@ -80,6 +80,14 @@ def resolve(info_file: str, names: str) -> list[DatasetSpec]:
     return specs
 
 
+def read_entries(info_file: str, names: str, reader):
+    """(entry, rows, DropReport) for each entry `names` of `info_file`, read by `reader(path, columns=...)`
+    (`load_pairs` for training, `load_eval_items` for eval), with the entry's column mapping."""
+    for spec in resolve(info_file, names):
+        rows, report = reader(spec.path, columns=spec.columns)
+        yield spec, rows, report
+
+
 def _spec(name: str, entry: dict, root: Path, flag: str) -> DatasetSpec:
     where = f"{flag}: entry '{name}'"
     if not isinstance(entry, dict):

@@ -153,7 +153,7 @@ def run_eval_files(
     """`run_eval` on items read from files with `rewardkit.data.loading.load_eval_items`, plus the
     entries `dataset` (comma-separated) of a LLaMA-Factory `dataset_info` file, read with their column
     mappings; an entry's items without a subset of their own are reported under the entry's name."""
-    from rewardkit.data.dataset_info import resolve
+    from rewardkit.data.dataset_info import read_entries
     from rewardkit.data.loading import load_eval_items
 
     if data_paths:
@@ -162,8 +162,9 @@ def run_eval_files(
         from rewardkit.data.loading import DropReport
 
         items, drop_report = [], DropReport(noun="items")
-    for spec in resolve(dataset_info, dataset or "") if dataset_info else []:
-        more, report = load_eval_items(spec.path, columns=spec.columns)
+    for spec, more, report in (
+        read_entries(dataset_info, dataset or "", load_eval_items) if dataset_info else []
+    ):
         items += [it if it.subset else dataclasses.replace(it, subset=spec.name) for it in more]
         drop_report.merge(report)
     return run_eval(model, items, drop_report=drop_report, **kwargs)

@@ -6,7 +6,7 @@ import logging
 
 from tqdm.auto import tqdm
 
-from rewardkit.data.dataset_info import resolve as resolve_dataset_info
+from rewardkit.data.dataset_info import read_entries
 from rewardkit.data.loading import DropReport, load_pairs, split_pairs
 from rewardkit.data.schema import PreferencePair
 from rewardkit.data.tokenize import common_prefix_len, encode_pair
@@ -37,8 +37,7 @@ def read_splits(
         load_pairs(train_file_dir or dataset_name) if (train_file_dir or dataset_name) else ([], DropReport())
     )
     if dataset_info:
-        for spec in resolve_dataset_info(dataset_info, dataset or ""):
-            pairs, spec_report = load_pairs(spec.path, columns=spec.columns)
+        for spec, pairs, spec_report in read_entries(dataset_info, dataset or "", load_pairs):
             logger.info(
                 "--dataset %s: %d pairs from %s (%s)", spec.name, len(pairs), spec.path, spec_report.summary()
             )
