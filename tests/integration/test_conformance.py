@@ -226,6 +226,37 @@ def test_model_card(run_rm_sh_model):
     assert "apply_chat_template(conv, tokenize=True" in card
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and transformers: about 15 s on a busy 2-core machine
+def test_run_rm_sh_through_the_installed_entry_point(tmp_path):
+    """The whole run_rm.sh command line, as a shell runs it: the `rewardkit` console script of this
+    environment (pyproject's [project.scripts]) in a fresh process, on a tiny Llama."""
+    import os
+    import subprocess
+
+    entry = Path(sys.executable).parent / "rewardkit"
+    if not entry.is_file():
+        from conftest import skip_or_fail
+
+        skip_or_fail(f"{entry}: the `rewardkit` entry point is not installed (pip install -e .)")
+    tok = make_char_tokenizer()
+    make_tiny_llama(tok).save_pretrained(tmp_path / "base")
+    tok.save_pretrained(tmp_path / "base")
+    data, out = FIX / "medicalgpt_reward.jsonl", tmp_path / "out"
+    argv = run_rm_sh(tmp_path / "base", data, out, report_to="none")
+    env = dict(os.environ, OMP_NUM_THREADS="1")  # a tiny model: more threads only wait on each other
+    proc = subprocess.run([str(entry), *argv], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    metrics = json.loads((out / "rewardkit_metrics.json").read_text())
+    assert metrics["train"]["train_samples"] == 2 and metrics["eval"]["eval_samples"] == 2  # both rows
+    config = json.loads((out / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"] and config["dtype"] == "bfloat16"
+    assert {"reward_mean", "reward_std"} <= set(config) and (out / "model.safetensors").is_file()
+    assert not (out / "adapter_model.safetensors").exists()  # --use_peft True: exported merged
+    rm = load_reward_model(str(out))
+    assert rm.kind == "seq_classifier" and all(math.isfinite(s) for s in rm.score(CONVERSATIONS))
+
+
 # ---- CLI conventions ----
 
 

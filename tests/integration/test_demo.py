@@ -56,3 +56,43 @@ def test_demo_small_end_to_end(tmp_path, capsys):
     assert (out / "eval" / "report.md").is_file()
     assert (out / "model" / "model.safetensors").is_file()
     assert (out / "data" / "train.jsonl").read_text().count("\n") == 48
+
+
+def test_demo_lora_on_a_decoder_backbone(tmp_path, tiny_llama_dir, capsys):
+    """`--model_name_or_path` (a decoder here, not the packaged MiniLM) and `--use_peft true`: LoRA trains
+    the attention and MLP weights and the head, merged into the export, and leaves the embeddings as
+    they were (full fine-tuning, the demo's default, would move them too)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    out = tmp_path / "demo"
+    argv = [
+        "demo",
+        "--output_dir",
+        str(out),
+        "--model_name_or_path",
+        str(tiny_llama_dir),
+        "--use_peft",
+        "true",
+    ]
+    argv += ["--n_train", "8", "--n_eval", "4", "--max_length", "1024", "--per_device_train_batch_size", "4"]
+    assert main([*argv, "--learning_rate", "1e-2"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "demo_result.json").read_text())
+    assert "held-out accuracy:" in printed and "on 4 synthetic pairs" in printed
+    evaluated = json.loads((out / "eval" / "results.json").read_text())
+    assert evaluated["summary"]["n_items"] == 4
+    assert result["heldout_accuracy"] == pytest.approx(evaluated["summary"]["accuracy"]["value"])
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForSequenceClassification"]
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_llama_dir).state_dict()
+    end = AutoModelForSequenceClassification.from_pretrained(out / "model").state_dict()
+    moved = (start["model.embed_tokens.weight"] - end["model.embed_tokens.weight"]).abs().max().item()
+    assert moved == 0.0, f"the embeddings moved by up to {moved}: trained in full, not with LoRA"
+    for name in (
+        "score.weight",
+        "model.layers.0.self_attn.q_proj.weight",
+        "model.layers.1.mlp.down_proj.weight",
+    ):
+        assert not torch.equal(start[name], end[name]), name
+    assert not list((out / "model").glob("adapter*"))  # the demo exports the merged checkpoint only

@@ -236,6 +236,28 @@ def _trained_lora(tokenizer):
     return model.eval()
 
 
+def test_device_map_with_several_processes_is_one_line_before_loading(tmp_path, capsys, monkeypatch):
+    """Each process of a launcher puts its copy of the model on its own device: --device_map is refused
+    with more than one (the world size the Trainer reads stands in for a launcher here)."""
+    from transformers import TrainingArguments
+
+    data = write_synthetic_pairs(tmp_path / "train.jsonl", 4)
+    argv = ["train", "--model_name_or_path", str(tmp_path / "not-loaded"), "--train_file_dir", str(data)]
+    argv += ["--output_dir", str(tmp_path / "rm"), "--report_to", "none", "--use_cpu", "true"]
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 2))
+    assert main([*argv, "--device_map", "auto"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rewardkit train: error: --device_map: leave it unset with several processes; each process puts "
+        "its copy of the model on its own device"
+    )
+    assert not (tmp_path / "rm").exists()
+    # one process: the flag is taken (the run then fails on the missing model, later)
+    monkeypatch.setattr(TrainingArguments, "world_size", property(lambda self: 1))
+    assert main([*argv, "--device_map", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--device_map" not in err and "not-loaded: cannot load a tokenizer" in err
+
+
 def test_export_from_gathered_weights_restores_head_exactly(tmp_path):
     """A ZeRO-3/FSDP rank's own parameters are empty shards; export rebuilds the model from the gathered dict."""
     from peft import PeftModel

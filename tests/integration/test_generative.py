@@ -269,3 +269,63 @@ def test_smollm2_pointwise_numbers(smollm2_dir, one_thread):
         assert s.sub_scores["parse_failed"] in (0.0, 1.0)
         assert s.score == 5.5 or s.sub_scores["parse_failed"] == 0.0  # the fallback only on a failure
     assert 0 <= judge.stats()["parse_failure_rate"] <= 1
+
+
+# ------------------------------------------------------------------ kind detection and the score command
+def test_kind_auto_detection_of_causal_lms_and_gguf_files_and_its_errors(tiny_causal_dir, tmp_path):
+    import json
+
+    from rewardkit.scorers.load import detect_kind, load_reward_model
+
+    why = "architecture LlamaForCausalLM with no reward head: used as a generative judge"
+    assert detect_kind(str(tiny_causal_dir)) == ("generative", why)
+    judge = load_reward_model(str(tiny_causal_dir), mode="logprob")
+    assert isinstance(judge, GenerativeJudge) and judge.detected_because == why
+    # A GGUF file is read as a sequence classifier whatever the folder holds (no weights are opened)
+    gguf = tmp_path / "gguf"
+    gguf.mkdir()
+    (gguf / "m.gguf").write_bytes(b"GGUF")
+    assert detect_kind(str(gguf), "m.gguf") == (
+        "seq_classifier",
+        "a GGUF file (loaded as a sequence classifier; use --kind generative for a judge)",
+    )
+    with pytest.raises(
+        RewardkitError, match=f"--model {gguf}: no config.json; pass --kind and --gguf_file for GGUF models"
+    ):
+        detect_kind(str(gguf))
+    with pytest.raises(RewardkitError, match=f"--model {tmp_path / 'missing'}: no such folder"):
+        detect_kind(str(tmp_path / "missing"))
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "config.json").write_text(json.dumps({"architectures": ["LlamaModel"]}))
+    with pytest.raises(
+        RewardkitError,
+        match=r"cannot tell the kind from architecture 'LlamaModel'; pass --kind \(seq_classifier, value_head,",
+    ):
+        load_reward_model(str(bare))
+
+
+@pytest.mark.parametrize("kind", ["generative", "auto"])
+def test_score_command_judges_with_a_tiny_causal_lm(peaked_causal_dir, tmp_path, kind, capsys):
+    """`rewardkit score --kind generative` (or a causal LM left to auto) end to end: the pair's columns
+    are the judge's win probabilities, a conversation's score its expected rating."""
+    import json
+
+    from rewardkit.cli import main
+
+    rows = [{"prompt": QUESTION, "chosen": GOOD, "rejected": BAD}, rated(BAD)]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    inp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["score", "--model", str(peaked_causal_dir), "--kind", kind, "--mode", "logprob"]
+    assert main([*argv, "--input", str(inp), "--output", str(out)]) == 0
+    assert "scored 2 rows" in capsys.readouterr().out
+    pair, conv = (json.loads(line) for line in out.read_text().splitlines())
+    judge = GenerativeJudge(peaked_causal_dir, mode="logprob")
+    (verdict,) = judge.judge_pairs([QUESTION], [GOOD], [BAD])
+    assert pair["sub_scores_chosen"] == pytest.approx(verdict.sub_scores, abs=1e-6)  # read by the judge
+    assert pair["num_tokens_chosen"] == verdict.num_tokens and pair["truncated"] is False
+    assert pair["score_chosen"] == pytest.approx(verdict.score, abs=1e-6)
+    assert pair["score_chosen"] + pair["score_rejected"] == pytest.approx(1.0, abs=1e-6)
+    (rating,) = judge.score([rated(BAD)])
+    assert abs(rating - 5.5) > 0.1  # the peaked model's expected rating, not the middle a default would give
+    assert conv["score"] == pytest.approx(rating, abs=1e-5)

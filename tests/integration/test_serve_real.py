@@ -55,3 +55,26 @@ def test_get_reward_matches_score_of_formatted_text(tiny_llama_dir):
         body = client.post("/get_reward", json={"query": texts, "prompts": ["ignored"]}).json()
     assert body["rewards"] == pytest.approx(rm.score(CONVS[:4]), abs=1e-5)
     assert body["scores"] == body["rewards"]
+
+
+def test_compare_ranks_a_saved_checkpoints_own_scores(tiny_llama_dir):
+    """/compare on a real checkpoint (the prompt shared across answers where the model allows it)
+    gives each answer the score it gets alone, and ranks them best first."""
+    rm = load_reward_model(str(tiny_llama_dir))
+    prompt = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
+    answers = ["4", "It is 5.", "Four, of course.", "22", "4"]
+    alone = [rm.score([[*prompt, {"role": "assistant", "content": a}]])[0] for a in answers]
+    with TestClient(create_app(rm)) as client:
+        body = client.post("/compare", json={"prompt": prompt, "responses": answers}).json()
+        text = client.post("/compare", json={"prompt": "What is 2+2?", "responses": answers[:2]}).json()
+    assert body["scores"] == pytest.approx(alone, abs=1e-5)
+    assert len(set(alone)) == 4  # distinct scores: the ranking below is the model's, not input order
+    assert body["ranking"] == sorted(range(5), key=lambda i: (-body["scores"][i], i))
+    assert body["num_tokens"] == rm.count_tokens(
+        [[*prompt, {"role": "assistant", "content": a}] for a in answers]
+    )
+    plain = [
+        [{"role": "user", "content": "What is 2+2?"}, {"role": "assistant", "content": a}]
+        for a in answers[:2]
+    ]
+    assert text["scores"] == pytest.approx(rm.score(plain), abs=1e-5)  # a string prompt is one user turn

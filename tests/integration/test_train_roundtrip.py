@@ -307,3 +307,47 @@ def test_resume_from_checkpoint_and_peft_path_continue_the_same_run(tmp_path, ti
     c = _weights(continued)
     for name in ("score.weight", "model.layers.0.self_attn.q_proj.weight"):
         torch.testing.assert_close(c[name], a[name], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "dtype"),
+    [(["--torch_dtype", "bfloat16", "--bf16", "true"], torch.bfloat16), ([], torch.float32)],
+)
+def test_torch_dtype_reaches_the_loaded_model(tmp_path, tiny_llama_dir, monkeypatch, flags, dtype):
+    """The model the Trainer gets was loaded in --torch_dtype (LoRA and the head are kept in float32
+    for the updates, under --bf16 autocast), and the merged export is written in it."""
+    import rewardkit.train.run
+
+    seen = {}
+
+    class Recording(rewardkit.train.run.RewardTrainer):
+        def __init__(self, model, **kw):
+            params = dict(model.named_parameters())
+            seen["frozen"] = {p.dtype for p in params.values() if not p.requires_grad}
+            seen["trained"] = {p.dtype for p in params.values() if p.requires_grad}
+            super().__init__(model=model, **kw)
+
+    monkeypatch.setattr(rewardkit.train.run, "RewardTrainer", Recording)
+    data = write_synthetic_pairs(tmp_path / "train.jsonl", 8, 2)
+    out = tmp_path / "rm"
+    assert (
+        main(_train_argv(tiny_llama_dir, data, out, "--max_steps", "1", "--save_strategy", "no", *flags)) == 0
+    )
+    assert seen == {"frozen": {dtype}, "trained": {torch.float32}}
+    from safetensors import safe_open
+
+    with safe_open(out / "model.safetensors", framework="pt") as f:
+        assert {f.get_tensor(name).dtype for name in f.keys()} == {dtype}
+
+
+@pytest.mark.parametrize("objective", ["pairwise", "prm"])
+def test_half_precision_lora_without_mixed_precision_is_one_line_before_loading(tmp_path, capsys, objective):
+    """LoRA and the head train in float32: over bfloat16 base weights without --bf16 the first step
+    would fail inside torch (float32 head, bfloat16 hidden states); refused before anything loads."""
+    data = write_synthetic_pairs(tmp_path / "train.jsonl", 4)
+    argv = _train_argv(tmp_path / "not-loaded", data, tmp_path / "rm", "--torch_dtype", "bfloat16")
+    assert main([*argv, "--objective", objective]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "rewardkit train: error: --torch_dtype bfloat16 with --use_peft true: pass --bf16 true too (LoRA and "
+        "the head train in float32 under mixed precision), or --torch_dtype float32"
+    )

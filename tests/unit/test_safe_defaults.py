@@ -190,3 +190,38 @@ def test_serve_api_key_from_the_environment_and_public_host_warning(
         assert client.post("/score", json=body).status_code == 401
         good = client.post("/score", json=body, headers={"Authorization": "Bearer s3cret"})
         assert good.status_code == 200 and len(good.json()["scores"]) == 1
+
+
+def test_serve_model_and_limit_flags_reach_the_app(tiny_llama_dir, started):
+    """--api_key, --max_length (a model flag), --normalize_reward and --max_tokens_per_item, each seen
+    in what the served app answers."""
+    from fastapi.testclient import TestClient
+
+    config = json.loads((tiny_llama_dir / "config.json").read_text())
+    config.update(reward_mean=0.5, reward_std=2.0)  # what `rewardkit train` writes after training
+    (tiny_llama_dir / "config.json").write_text(json.dumps(config))
+    argv = ["serve", "--model", str(tiny_llama_dir), "--api_key", "k3y", "--max_length", "40"]
+    assert main([*argv, "--normalize_reward", "true", "--max_tokens_per_item", "120"]) == 0
+    (call,) = started
+    # an old first exchange of 60 characters, then the question and answer that are scored
+    long = [
+        {"role": "user", "content": "x" * 30},
+        {"role": "assistant", "content": "y" * 30},
+        *CONV,
+    ]
+    full = load_reward_model(str(tiny_llama_dir))
+    clipped = load_reward_model(str(tiny_llama_dir), max_length=40)
+    (expected,) = clipped.score_detailed([long])
+    assert expected.truncated and expected.num_tokens <= 40
+    assert expected.score != pytest.approx(full.score([long])[0], abs=1e-4)  # the trimming shows in the score
+    with TestClient(call["app"]) as client:
+        assert client.post("/score", json={"conversations": [long]}).status_code == 401
+        auth = {"Authorization": "Bearer k3y"}
+        body = client.post("/score", json={"conversations": [long, CONV]}, headers=auth).json()
+        text = clipped.tokenizer.apply_chat_template(CONV, tokenize=False)
+        rewards = client.post("/get_reward", json={"query": [text]}, headers=auth).json()["rewards"]
+        over = client.post("/score", json={"conversations": [[*long, *long]]}, headers=auth)
+    assert body["scores"][0] == pytest.approx(expected.score, abs=1e-5)
+    assert (body["truncated"][0], body["num_tokens"][0]) == (True, expected.num_tokens)
+    assert rewards == pytest.approx([(body["scores"][1] - 0.5) / 2.0], abs=1e-5)  # normalised, not raw
+    assert over.status_code == 413 and "max_tokens_per_item" in over.json()["detail"]

@@ -132,10 +132,7 @@ def run_train_prm(
     """Train a process reward model and export it to `training_args.output_dir`; returns the metrics."""
     from transformers import set_seed
 
-    set_seed(training_args.seed)
-    training_args.remove_unused_columns = False
-    if not (training_args.do_train or training_args.do_eval):
-        training_args.do_train = training_args.do_eval = True
+    set_seed(training_args.seed)  # run_train has prepared training_args (train.run._prepare)
     train_examples, eval_examples, report = _read_step_splits(data_args, script_args, training_args.seed)
     tokenizer, model, separator_id = _load(model_args, script_args)
     quantized = model_args.load_in_4bit or model_args.load_in_8bit

@@ -35,6 +35,7 @@ def run_train(
     from transformers import set_seed
 
     check_run(training_args)  # reporting integrations and --push_to_hub, before anything loads
+    _prepare(training_args, model_args, script_args)
     if script_args.objective == "prm":
         from rewardkit.train.prm import run_train_prm
 
@@ -43,7 +44,6 @@ def run_train(
     push, training_args.push_to_hub = training_args.push_to_hub, False
 
     set_seed(training_args.seed)
-    _prepare(training_args, model_args)
     # Data first: a bad file fails in a second, not after loading the model.
     train_pairs, eval_pairs, report = read_splits(
         dataset_name=data_args.dataset_name,
@@ -119,8 +119,8 @@ def run_train(
     return metrics
 
 
-def _prepare(training_args, model_args: ModelArguments) -> None:
-    """The TrainingArguments this flow needs, and the flag combinations it refuses."""
+def _prepare(training_args, model_args: ModelArguments, script_args: ScriptArguments) -> None:
+    """The TrainingArguments both objectives need, and the flag combinations they refuse."""
     training_args.remove_unused_columns = False  # our batches carry pair fields the model signature lacks
     if training_args.use_cpu or not torch.cuda.is_available():
         training_args.dataloader_pin_memory = False  # pinning needs an accelerator; torch warns every epoch
@@ -134,6 +134,14 @@ def _prepare(training_args, model_args: ModelArguments) -> None:
         raise RewardkitError(
             "--device_map: leave it unset with several processes; each process puts its copy "
             "of the model on its own device"
+        )
+    half = {"bfloat16": "--bf16", "float16": "--fp16"}.get(model_args.torch_dtype)
+    if half and script_args.use_peft and not (training_args.bf16 or training_args.fp16):
+        # apply_lora keeps the trainable weights (LoRA, the head) in float32: without autocast the
+        # head's float32 weight meets half-precision hidden states and the first step fails
+        raise RewardkitError(
+            f"--torch_dtype {model_args.torch_dtype} with --use_peft true: pass {half} true too (LoRA and "
+            "the head train in float32 under mixed precision), or --torch_dtype float32"
         )
 
 
