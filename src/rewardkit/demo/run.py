@@ -82,7 +82,9 @@ def run_demo(args: DemoArguments) -> dict:
         TrainingArguments(**_training_settings(args, model_dir)),
         ScriptArguments(use_peft=args.use_peft, template_name="auto"),
     )
-    report = _evaluate(model_dir, out / "data" / "heldout.jsonl", out / "eval", args.seed)
+    report = _evaluate(
+        model_dir, out / "data" / "heldout.jsonl", out / "eval", args.seed, args.model_name_or_path
+    )
     scores = _apples_scores(model_dir)
     accuracy = metrics["eval"]["eval_accuracy"]
     print(
@@ -148,7 +150,7 @@ def _apples_scores(model_dir: Path) -> list[float]:
     return scores
 
 
-def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int) -> dict:
+def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int, backbone: str | None) -> dict:
     """`rewardkit eval` on the held-out pairs: accuracy per task family with bootstrap intervals."""
     from rewardkit.eval.run import run_eval_files
     from rewardkit.scorers.load import load_reward_model
@@ -158,6 +160,6 @@ def _evaluate(model_dir: Path, heldout: Path, output_dir: Path, seed: int) -> di
         [heldout],
         output_dir=output_dir,
         seed=seed,
-        model_name="rewardkit demo (MiniLM-L6)",
+        model_name=f"rewardkit demo ({backbone or 'MiniLM-L6'})",
     )
     return results["summary"]
