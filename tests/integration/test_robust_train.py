@@ -48,6 +48,10 @@ def test_length_debias_exports_plain_quality_head(tmp_path, tiny_llama_dir, use_
     assert (model.classifier if encoder else model.score).weight.shape[0] == 1
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert any("quality_pearson" in e and "length_pearson" in e for e in log)
+    # the length head folded into the exported one on the 6 validation pairs' 12 answers
+    fold = config["rewardkit_length_debias"]["residualized"]
+    assert fold["on"] == "validation" and fold["answers"] == 12
+    assert abs(fold["pearson_after"]) < 1e-4 and fold["pearson_before"] != pytest.approx(0.0, abs=1e-3)
     rm = load_reward_model(str(out))
     assert len(rm.score([[*PROMPT, {"role": "assistant", "content": "4"}]])) == 1
 

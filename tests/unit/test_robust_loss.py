@@ -198,3 +198,46 @@ def test_widen_then_keep_head_rows(make):
     keep_head_rows(model, [2])
     assert head_weight(model).shape[0] == 1 and model.config.num_labels == 1
     torch.testing.assert_close(head_weight(model)[0].detach(), w[2].detach())
+
+
+@pytest.mark.parametrize("make", [make_tiny_llama, make_tiny_bert])
+def test_residualized_head_scores_quality_minus_c_times_length(make):
+    # The fold is done on the weights: a fresh forward of the folded head must give q - c * l, whose
+    # covariance with the answer lengths over the pairs is 0.
+    from types import SimpleNamespace
+
+    from rewardkit.train.debias import residualize_quality_head
+    from rewardkit.train.trainer import stacked_pair_rewards
+
+    torch.manual_seed(0)
+    model = make(make_char_tokenizer())
+    widen_head(model, 2)
+    if getattr(model, "classifier", None) is not None:  # give the BERT head a bias to fold as well
+        with torch.no_grad():
+            model.classifier.bias.copy_(torch.tensor([0.3, -0.7]))
+    model.eval()
+    features = [
+        {"input_ids_chosen": [1, 5, 6, 9, 9, 4], "input_ids_rejected": [1, 5, 8]},
+        {"input_ids_chosen": [1, 7, 3], "input_ids_rejected": [1, 7, 2, 2, 2, 2, 5]},
+        {"input_ids_chosen": [1, 4, 4, 4, 6], "input_ids_rejected": [1, 4, 9, 8]},
+    ]
+    batch = PairwiseCollator(pad_token_id=0)(features)
+    with torch.no_grad():
+        before_c, before_r = stacked_pair_rewards(model, batch)
+    trainer = SimpleNamespace(
+        model=model,
+        get_eval_dataloader=lambda ds: [batch],
+        _prepare_inputs=lambda x: x,
+        pair_forward=stacked_pair_rewards,
+    )
+    entry = residualize_quality_head(trainer, None)
+    q = torch.cat([before_c[:, 0], before_r[:, 0]])
+    lr = torch.cat([before_c[:, 1], before_r[:, 1]])
+    n = torch.cat(answer_lengths(batch))
+    c = ((q - q.mean()) * (n - n.mean())).sum() / ((lr - lr.mean()) * (n - n.mean())).sum()
+    assert entry["coefficient"] == pytest.approx(c.item(), rel=1e-5) and entry["answers"] == 6
+    with torch.no_grad():
+        after_c, after_r = stacked_pair_rewards(model, batch)
+    folded = torch.cat([after_c[:, 0], after_r[:, 0]])
+    torch.testing.assert_close(folded, q - c * lr, atol=1e-5, rtol=1e-5)
+    assert batch_pearson(folded, n).abs().item() < 1e-4 and abs(entry["pearson_after"]) < 1e-4

@@ -197,6 +197,13 @@ class ScriptArguments:
     orthogonality_weight: float = field(
         default=1.0, metadata={"help": "--length_debias: weight of |w_quality . w_length|."}
     )
+    debias_residualize: bool = field(
+        default=True,
+        metadata={
+            "help": "--length_debias: after training, fold the length head into the exported quality head "
+            "so its covariance with answer length on the validation (else training) pairs is 0."
+        },
+    )
     debias_window: int = field(
         default=128,
         metadata={

@@ -9,7 +9,7 @@ import torch
 
 from rewardkit.core.ensemble import CONFIG_KEY
 from rewardkit.train.calibrate import calibration_nll, fit_temperature
-from rewardkit.train.debias import QUALITY, CorrelationMemory, debias_objective
+from rewardkit.train.debias import QUALITY, CorrelationMemory, debias_objective, residualize_quality_head
 from rewardkit.train.ensemble import EnsembleObjective
 from rewardkit.train.heads import widen_head
 
@@ -38,6 +38,7 @@ def robust_training(model, script_args, seed: int):
                 "decorrelation_weight": script_args.decorrelation_weight,
                 "orthogonality_weight": script_args.orthogonality_weight,
                 "window": script_args.debias_window,
+                "residualized": script_args.debias_residualize,
                 "exported": "quality head only",
             }
         }
@@ -64,6 +65,22 @@ def robust_training(model, script_args, seed: int):
         }
         return objective, None, extra
     return None, None, {}
+
+
+def residualize(trainer, extra_config: dict, eval_ds, train_ds) -> None:
+    """--length_debias --debias_residualize: fold the length head into the quality head (train.debias)
+    on the validation pairs, else the training pairs; record how in `extra_config`."""
+    on, dataset = ("validation", eval_ds) if eval_ds is not None else ("train", train_ds)
+    entry = residualize_quality_head(trainer, dataset)
+    logger.info(
+        "--debias_residualize on %d %s answers: quality - %.4g * length; Pearson(quality, length) %.3f -> %.3f",
+        entry["answers"],
+        on,
+        entry["coefficient"],
+        entry["pearson_before"],
+        entry["pearson_after"],
+    )
+    extra_config["rewardkit_length_debias"]["residualized"] = {**entry, "on": on}
 
 
 def calibration_entries(trainer, dataset) -> dict:

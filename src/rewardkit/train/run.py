@@ -21,7 +21,7 @@ from rewardkit.train.lora import load_train_tokenizer, lora_from_args, model_loa
 from rewardkit.train.model_card import write_model_card
 from rewardkit.train.packing import PackedPairCollator, packed_pair_rewards
 from rewardkit.train.preflight import check_run, push_folder
-from rewardkit.train.robust import calibration_entries, robust_training
+from rewardkit.train.robust import calibration_entries, residualize, robust_training
 from rewardkit.train.trainer import RewardTrainer
 
 logger = logging.getLogger("rewardkit.train")
@@ -98,6 +98,8 @@ def run_train(
     metrics: dict = {"data": report.to_dict(), "max_length": max_length}
     if training_args.do_train:
         metrics["train"] = _train(trainer, training_args, len(train_ds))
+        if script_args.length_debias and script_args.debias_residualize:
+            residualize(trainer, extra_config, eval_ds, train_ds)
     stats = None
     if eval_ds is not None:
         metrics["eval"] = _evaluate(trainer, eval_ds)
