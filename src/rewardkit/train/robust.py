@@ -83,9 +83,10 @@ def residualize(trainer, extra_config: dict, eval_ds, train_ds) -> None:
     extra_config["rewardkit_length_debias"]["residualized"] = {**entry, "on": on}
 
 
-def calibration_entries(trainer, dataset) -> dict:
-    """Fit the temperature on the validation pairs' margins; the config.json entries to save."""
-    predictions = torch.as_tensor(trainer.predict(dataset).predictions).float()
+def calibration_entries(predictions) -> dict:
+    """Fit the temperature on the validation pairs' margins ((pairs, 2) chosen/rejected rewards);
+    the config.json entries to save."""
+    predictions = torch.as_tensor(predictions).float()
     margins = (predictions[:, 0] - predictions[:, 1]).tolist()
     temperature = fit_temperature(margins)
     logger.info(

@@ -102,10 +102,12 @@ def run_train(
             residualize(trainer, extra_config, eval_ds, train_ds)
     stats = None
     if eval_ds is not None:
-        metrics["eval"] = _evaluate(trainer, eval_ds)
-        stats = reward_statistics(trainer, eval_ds)
+        # one pass over the validation pairs: the metrics, the reward statistics and the temperature
+        predicted = trainer.predict(eval_ds, metric_key_prefix="eval")
+        metrics["eval"] = _log_eval(trainer, predicted.metrics, len(eval_ds))
+        stats = reward_statistics(predicted.predictions)
         if script_args.calibrate:
-            extra_config.update(calibration_entries(trainer, eval_ds))
+            extra_config.update(calibration_entries(predicted.predictions))
             metrics["calibration"] = {k: extra_config[k] for k in ("reward_temperature",)}
     if training_args.do_train:
         _export(
@@ -181,8 +183,10 @@ def _train(trainer: RewardTrainer, training_args, n_pairs: int) -> dict:
     return train_metrics
 
 
-def _evaluate(trainer: RewardTrainer, eval_ds) -> dict:
-    eval_metrics = dict(trainer.evaluate(), eval_samples=len(eval_ds))
+def _log_eval(trainer: RewardTrainer, predicted_metrics: dict, n_pairs: int) -> dict:
+    """The validation metrics of `trainer.predict`, logged and saved as `trainer.evaluate` would."""
+    eval_metrics = dict(predicted_metrics, eval_samples=n_pairs)
+    trainer.log(dict(predicted_metrics))
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
     return eval_metrics
@@ -260,9 +264,8 @@ def _batching(packing: str, model, pad_token_id: int):
     return PairwiseCollator(pad_token_id=pad_token_id), None
 
 
-def reward_statistics(trainer: RewardTrainer, dataset) -> dict[str, float]:
-    """Mean and std of all rewards (chosen and rejected) on `dataset`, saved for score normalisation."""
-    predictions = trainer.predict(dataset).predictions
+def reward_statistics(predictions) -> dict[str, float]:
+    """Mean and std of all validation rewards (chosen and rejected), saved for score normalisation."""
     rewards = torch.as_tensor(predictions).flatten().float()
     return {
         "reward_mean": rewards.mean().item(),
