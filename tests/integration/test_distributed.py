@@ -430,7 +430,8 @@ def test_deepspeed_config_accepted_by_transformers_and_deepspeed(name, tmp_path)
 
 @pytest.mark.slow
 def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_path):
-    """`accelerate launch ... score`: two processes share each chunk; one output, in input order, bad rows kept."""
+    """`accelerate launch ... score`: two processes share each chunk; one output, in input order, bad rows
+    kept; `--resume` after a crash, under two processes, completes the same file."""
     rows = [
         json.dumps(
             [
@@ -480,4 +481,27 @@ def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_pat
     for got, want in zip(two, one):
         for key, value in want.items():
             assert got[key] == (pytest.approx(value, abs=1e-5) if "score" in key else value), key
+    assert (tmp_path / "two.jsonl.bad.jsonl").read_text() == (tmp_path / "one.jsonl.bad.jsonl").read_text()
+
+    # a crash after the first two rows, then --resume under the same two processes: the same file
+    written = (tmp_path / "two.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "two.jsonl").write_text("".join(written[:2]))
+    (tmp_path / "two.jsonl.bad.jsonl").write_text("")  # the bad row (input row 6) comes after the crash
+    _launch(
+        [
+            str(BIN / "accelerate"),
+            "launch",
+            "--config_file",
+            str(CONFIGS / "accelerate_ddp_cpu.yaml"),
+            "-m",
+            "rewardkit.cli",
+            *flags,
+            "--output",
+            str(tmp_path / "two.jsonl"),
+            "--resume",
+            "true",
+        ],
+        cwd=tmp_path,
+    )
+    assert (tmp_path / "two.jsonl").read_text().splitlines(keepends=True) == written
     assert (tmp_path / "two.jsonl.bad.jsonl").read_text() == (tmp_path / "one.jsonl.bad.jsonl").read_text()

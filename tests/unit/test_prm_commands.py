@@ -8,6 +8,7 @@ from test_prm import tiny_token_llama  # tests/unit is on sys.path (pytest rootd
 
 from rewardkit.cli import main
 from rewardkit.core.steps import add_step_separator
+from rewardkit.data.steps import StepExample
 from rewardkit.demo.synthetic_steps import make_step_set, to_trl_row
 
 
@@ -89,3 +90,16 @@ def test_help_mentions_prm_flags(capsys):
     with pytest.raises(SystemExit):
         main(["eval", "--help"])
     assert "--step_threshold" in capsys.readouterr().out
+
+
+def test_position_only_baseline_auroc_by_hand():
+    from rewardkit.eval.prm_run import summarize_steps
+
+    # labels (1, 0) and (1, 1, 0): earliness (0, -1) and (0, -1, -2); good steps 0, 0, -1, bad -1, -2.
+    # good above bad: 0 > -1, 0 > -2 (twice: 4), -1 = -1 (a tie: 1/2), -1 > -2 (1) -> 5.5 of 6 pairs
+    scores = [[0.9, 0.2], [0.8, 0.7, 0.1]]
+    labels = [[1.0, 0.0], [1.0, 1.0, 0.0]]
+    examples = [StepExample([{"role": "user", "content": "q"}], ["a"] * len(y), y) for y in labels]
+    s = summarize_steps(scores, labels, examples, threshold=0.5, n_boot=0, seed=0)
+    assert s["steps"]["position_auroc"]["value"] == pytest.approx(5.5 / 6)
+    assert s["steps"]["auroc"]["value"] == 1.0  # the scores themselves separate perfectly

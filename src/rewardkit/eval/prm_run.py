@@ -123,11 +123,14 @@ def summarize_steps(
         s = [x for i in idx for x in scores[i]]
         y = [x for i in idx for x in labels[i]]
         first = first_error_stats([scores[i] for i in idx], [labels[i] for i in idx], threshold)
+        # the position-only baseline: a step scored by how early it comes (bad steps tend to be late ones)
+        earliness = [-k for i in idx for k in range(len(scores[i]))]
         return [
             step_accuracy(s, y, threshold),
             auroc(s, y),
             bad_step_f1(s, y, threshold),
             first["processbench_f1"],
+            auroc(earliness, y),
         ]
 
     point = stats(range(len(scores)))
@@ -135,7 +138,7 @@ def summarize_steps(
     if n_boot and len(scores) > 1:
         rng = np.random.default_rng(seed)
         boot = np.array([stats(rng.integers(0, len(scores), len(scores))) for _ in range(n_boot)])
-    names = ["accuracy", "auroc", "bad_f1", "processbench_f1"]
+    names = ["accuracy", "auroc", "bad_f1", "processbench_f1", "position_auroc"]
     cis = {n: ci_stat(point[k], _finite(None if boot is None else boot[:, k])) for k, n in enumerate(names)}
     first = first_error_stats(scores, labels, threshold)
     first["processbench_f1"] = cis.pop("processbench_f1")
@@ -223,6 +226,7 @@ def render_step_markdown(results: dict) -> str:
     rows = [
         ("step accuracy", s["steps"]["accuracy"]),
         ("step AUROC", s["steps"]["auroc"]),
+        ("step AUROC of position alone (earlier = better; a baseline)", s["steps"]["position_auroc"]),
         ("F1 on bad steps", s["steps"]["bad_f1"]),
         ("ProcessBench F1 (first error)", s["first_error"]["processbench_f1"]),
     ]
