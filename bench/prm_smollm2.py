@@ -122,14 +122,14 @@ def markdown(table: dict) -> str:
         f"({table['train']['threads']} threads) on {table['data']['synthetic_train']} synthetic + "
         f"{table['data']['shepherd_train']} Math-Shepherd solutions.",
         "",
-        "| left-out data | solutions | steps | step AUROC [95% CI] | step accuracy [95% CI] | bad-step F1 [95% CI] | "
-        "ProcessBench F1 [95% CI] |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| left-out data | solutions | steps | step AUROC [95% CI] | position alone [95% CI] | step accuracy [95% CI] | "
+        "bad-step F1 [95% CI] | ProcessBench F1 [95% CI] |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, e in table["eval"].items():
         st, fe = e["steps"], e["first_error"]
         lines.append(
-            f"| {name} | {e['n_solutions']} | {e['n_steps']} ({e['n_bad_steps']} bad) | {_ci(st['auroc'])} | {_ci(st['accuracy'], True)} | "
+            f"| {name} | {e['n_solutions']} | {e['n_steps']} ({e['n_bad_steps']} bad) | {_ci(st['auroc'])} | {_ci(st.get('position_auroc') or {'value': None})} | {_ci(st['accuracy'], True)} | "
             f"{_ci(st['bad_f1'])} | {_ci(fe['processbench_f1'])} |"
         )
     return "\n".join(lines) + "\n"

@@ -351,3 +351,26 @@ def test_half_precision_lora_without_mixed_precision_is_one_line_before_loading(
         "rewardkit train: error: --torch_dtype bfloat16 with --use_peft true: pass --bf16 true too (LoRA and "
         "the head train in float32 under mixed precision), or --torch_dtype float32"
     )
+
+
+@pytest.mark.slow
+def test_train_from_the_packaged_gguf_through_both_spellings(tmp_path):
+    """`--model_name_or_path packaged:smollm2` and the folder + `--gguf_file` it stands for load the same
+    GGUF weights (dequantised); one LoRA step on 4 pairs exports a Llama sequence classifier."""
+    from rewardkit.assets import smollm2_gguf
+
+    folder, gguf = smollm2_gguf()
+    data = write_synthetic_pairs(tmp_path / "train.jsonl", 4)
+    runs = {
+        "packaged": ["--model_name_or_path", "packaged:smollm2"],
+        "gguf_file": ["--model_name_or_path", str(folder), "--gguf_file", gguf],
+    }
+    heads = {}
+    for name, model_flags in runs.items():
+        argv = _train_argv("unused", data, tmp_path / name, "--max_steps", "1", "--max_length", "128")
+        argv[argv.index("--model_name_or_path") : argv.index("--model_name_or_path") + 2] = model_flags
+        assert main(argv) == 0
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / name)
+        assert type(model).__name__ == "LlamaForSequenceClassification" and model.config.num_labels == 1
+        heads[name] = model.score.weight.detach()
+    torch.testing.assert_close(heads["packaged"], heads["gguf_file"])  # same weights, same seed, same step
