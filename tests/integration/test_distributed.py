@@ -503,5 +503,9 @@ def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_pat
         ],
         cwd=tmp_path,
     )
-    assert (tmp_path / "two.jsonl").read_text().splitlines(keepends=True) == written
+    resumed = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
+    assert len(resumed) == len(one) and resumed[:2] == [json.loads(line) for line in written[:2]]
+    for got, want in zip(resumed, one):  # the rows after the crash were batched differently: 1e-5
+        for key, value in want.items():
+            assert got[key] == (pytest.approx(value, abs=1e-5) if "score" in key else value), key
     assert (tmp_path / "two.jsonl.bad.jsonl").read_text() == (tmp_path / "one.jsonl.bad.jsonl").read_text()
