@@ -458,20 +458,14 @@ def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_pat
         "true",
     ]  # chunks of 3 rows: shares of 2 and 1, or 1 and 1
     assert main([*flags, "--output", str(tmp_path / "one.jsonl")]) == 0
-    _launch(
-        [
-            str(BIN / "accelerate"),
-            "launch",
-            "--config_file",
-            str(CONFIGS / "accelerate_ddp_cpu.yaml"),
-            "-m",
-            "rewardkit.cli",
-            *flags,
-            "--output",
-            str(tmp_path / "two.jsonl"),
-        ],
-        cwd=tmp_path,
-    )
+    two_processes = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--config_file",
+        str(CONFIGS / "accelerate_ddp_cpu.yaml"),
+    ]
+    two_processes += ["-m", "rewardkit.cli", *flags, "--output", str(tmp_path / "two.jsonl")]
+    _launch(two_processes, cwd=tmp_path)
 
     one, two = (
         [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
@@ -487,22 +481,7 @@ def test_score_two_cpu_processes_write_what_one_writes(scale_out_inputs, tmp_pat
     written = (tmp_path / "two.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "two.jsonl").write_text("".join(written[:2]))
     (tmp_path / "two.jsonl.bad.jsonl").write_text("")  # the bad row (input row 6) comes after the crash
-    _launch(
-        [
-            str(BIN / "accelerate"),
-            "launch",
-            "--config_file",
-            str(CONFIGS / "accelerate_ddp_cpu.yaml"),
-            "-m",
-            "rewardkit.cli",
-            *flags,
-            "--output",
-            str(tmp_path / "two.jsonl"),
-            "--resume",
-            "true",
-        ],
-        cwd=tmp_path,
-    )
+    _launch([*two_processes, "--resume", "true"], cwd=tmp_path)
     resumed = [json.loads(line) for line in (tmp_path / "two.jsonl").read_text().splitlines()]
     assert len(resumed) == len(one) and resumed[:2] == [json.loads(line) for line in written[:2]]
     for got, want in zip(resumed, one):  # the rows after the crash were batched differently: 1e-5

@@ -13,6 +13,7 @@ from rewardkit.config.common import (
     TEMPLATES_HELP,
     check_at_least,
     check_choice,
+    check_dataset_info,
 )
 from rewardkit.data.templates import check_template_name
 from rewardkit.errors import RewardkitError
@@ -247,10 +248,7 @@ class EvalArguments:
     )
 
     def __post_init__(self):
-        if bool(self.dataset_info) != bool(self.dataset):
-            raise RewardkitError(
-                "--dataset_info and --dataset go together (a dataset_info.json and entry names)"
-            )
+        check_dataset_info(self.dataset_info, self.dataset)
         if not self.data and not self.dataset_info:
             raise RewardkitError(
                 "--data is required: one or more preference files or folders (or --dataset_info with --dataset)"

@@ -22,3 +22,9 @@ def check_at_least(flag: str, value: int | None, low: int) -> None:
     """Raise naming `--flag` when `value` (None: unset) is below `low`."""
     if value is not None and value < low:
         raise RewardkitError(f"--{flag} {value}: must be at least {low}")
+
+
+def check_dataset_info(dataset_info: str | None, dataset: str | None) -> None:
+    """--dataset_info and --dataset come together (train and eval alike)."""
+    if bool(dataset_info) != bool(dataset):
+        raise RewardkitError("--dataset_info and --dataset go together (a dataset_info.json and entry names)")

@@ -10,6 +10,7 @@ from rewardkit.config.common import (
     TEMPLATES_HELP,
     check_at_least,
     check_choice,
+    check_dataset_info,
 )
 from rewardkit.data.loading import SPLITS
 from rewardkit.data.templates import check_template_name
@@ -116,10 +117,7 @@ class DataArguments:
     )
 
     def __post_init__(self):
-        if bool(self.dataset_info) != bool(self.dataset):
-            raise RewardkitError(
-                "--dataset_info and --dataset go together (a dataset_info.json and entry names)"
-            )
+        check_dataset_info(self.dataset_info, self.dataset)
         if not (self.dataset_name or self.train_file_dir or self.validation_file_dir or self.dataset_info):
             raise RewardkitError(
                 "give --train_file_dir (file or folder), --dataset_name, or --dataset_info with --dataset"
