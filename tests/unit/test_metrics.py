@@ -48,6 +48,8 @@ def test_tie_rates_exact_and_near():
     # margins 0 (tie), ±0.0005 (near), 0.002 and -1 (neither): ties 1/5, near ties 3/5 at tol 1e-3
     margins = np.array([0.0, 0.0005, -0.0005, 0.002, -1.0])
     assert M.tie_rates(margins, tol=1e-3) == (pytest.approx(0.2), pytest.approx(0.6))
+    # |margin| == tol is not a near tie (strictly below)
+    assert M.tie_rates(np.array([0.25, -0.25, 0.1]), tol=0.25) == (0.0, pytest.approx(1 / 3))
 
 
 def test_group_means_and_weighted_mean():
@@ -160,6 +162,28 @@ def test_paired_comparison_by_hand_and_pairing_removes_shared_noise():
     assert alone["ci_high"] - alone["ci_low"] > 0.3
 
 
+def test_paired_comparison_per_subset_by_hand():
+    # subset a: ours (1, 1, 0), theirs (0, 1, 0): n 3, 2/3 vs 1/3, diff 1/3; b: (1, 0) vs (0, 1): 1/2 vs 1/2, 0
+    ours, theirs = [1.0, 1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, 1.0]
+    labels = ["a", "a", "a", "b", "b"]
+    res = M.paired_comparison(ours, theirs, labels, n_boot=300, seed=3)
+    a, b = res["subsets"]["a"], res["subsets"]["b"]
+    assert (a["n"], a["this"], a["baseline"]) == (3, pytest.approx(2 / 3), pytest.approx(1 / 3))
+    assert (b["n"], b["this"], b["baseline"]) == (2, 0.5, 0.5)
+    assert a["diff"]["value"] == pytest.approx(1 / 3) and b["diff"]["value"] == 0.0
+    # the interval is the seeded bootstrap of the per-item differences, the same as mean_stats gives
+    diff = np.array(ours) - np.array(theirs)
+    assert res["diff"] == M.mean_stats(diff, labels, n_boot=300, seed=3)[0]
+    assert res == M.paired_comparison(ours, theirs, labels, n_boot=300, seed=3)
+
+
+def test_small_correlations_and_integer_labels():
+    assert M.pearson([1.0, 2.0], [3.0, 5.0]) == pytest.approx(1.0)  # two points are perfectly correlated
+    # tiny spreads (the denominator far below 1): Σdxdy 7.6667e-4 / sqrt(4.6667e-4 * 1.26667e-3) = 0.99718
+    assert M.pearson([0.0, 0.01, 0.03], [0.0, 0.02, 0.05]) == pytest.approx(0.99718, abs=1e-5)
+    assert M.auroc([0.9, 0.4, 0.4, 0.1], [1, 1, 0, 0]) == 0.875  # 0/1 labels are classes, not indices
+
+
 def test_pair_confidence_is_the_predicted_winners_probability():
     margins = np.array([math.log(3), -math.log(3), 0.0, math.log(9)])
     conf, correct = M.pair_confidence(margins)
@@ -196,6 +220,9 @@ def test_reliability_table_and_ece_by_hand():
 def test_reliability_table_edges_go_to_the_first_and_last_bins():
     table = M.reliability_table(np.array([0.5, 1.0]), np.array([False, True]), n_bins=5)
     assert [r["count"] for r in table] == [1, 0, 0, 0, 1]
+    # an inner edge belongs to the bin it opens: 0.6 to [0.6, 0.7)
+    table = M.reliability_table(np.array([0.6, 0.8]), np.array([True, True]), n_bins=5)
+    assert [r["count"] for r in table] == [0, 1, 0, 1, 0]
 
 
 def test_pearson_and_spearman_by_hand():
@@ -242,6 +269,11 @@ def test_judge_stats_aggregates_only_what_is_reported():
         "parse_failed": {"reported": 2, "count": 1, "rate": 0.25},
     }
     assert M.judge_stats([{}, {"helpfulness": 3.0}]) is None
+    # one of the two reported, the other None (not 0, not "")
+    assert M.judge_stats([{M.PARSE_FAILED: 1.0}]) == {
+        "order_consistent": None,
+        "parse_failed": {"reported": 1, "count": 1, "rate": 1.0},
+    }
 
 
 def test_truncation_stats_counts_items_and_conversations():
