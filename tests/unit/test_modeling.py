@@ -66,3 +66,26 @@ def test_encoder_right_padding_batch_invariance(char_tokenizer):
             ]
         )
     torch.testing.assert_close(batched, single, atol=1e-5, rtol=0)
+
+
+def test_wrapped_model_runs_through_its_wrapper_and_reads_the_head(char_tokenizer):
+    """Under PEFT the reward is the (LoRA-changed) head output at the last real token, taken from the
+    wrapper's own forward: equal to the merged model's rewards, and different from the base weights'."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    model = make_tiny_llama(char_tokenizer)
+    ids, mask = pad_rows(ROWS, char_tokenizer.pad_token_id, "left")
+    with torch.no_grad():
+        before = sequence_rewards(model, ids, mask)
+    lora = get_peft_model(
+        model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], modules_to_save=["score"])
+    )
+    with torch.no_grad():
+        for name, p in lora.named_parameters():
+            if "lora_B" in name or "modules_to_save" in name:
+                p.add_(0.05 * torch.randn_like(p))  # make the adapter and the saved head change the rewards
+        wrapped = sequence_rewards(lora, ids, mask)
+        merged = sequence_rewards(lora.merge_and_unload(), ids, mask)
+    torch.testing.assert_close(wrapped, merged, atol=1e-5, rtol=0)
+    assert (wrapped - before).abs().max() > 1e-3
