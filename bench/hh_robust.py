@@ -76,6 +76,8 @@ def train(name: str, threads: int) -> float:
 def evaluate(name: str) -> dict:
     """`rewardkit eval --stress --calibrated` on the validation pairs, paired against the plain run."""
     out = OUT / "runs" / name / "eval"
+    if (out / "results.json").exists():  # evaluated already (e.g. beside another run's training)
+        return json.loads((out / "results.json").read_text())
     cmd = [sys.executable, "-m", "rewardkit", "eval", "--model", str(OUT / "runs" / name / "model")]
     cmd += ["--data", str(SPLIT / "validation.jsonl"), "--output_dir", str(out), "--max_length", "512"]
     cmd += ["--stress", "true", "--calibrated", "true"]
@@ -115,6 +117,35 @@ def run(name: str, threads: int) -> dict:
     return summary
 
 
+def answer_length_pearson(results: dict) -> dict:
+    """Pearson/Spearman of the rewards with each answer's own token count (SmolLM2's tokenizer, no special
+    tokens). `rewardkit eval`'s length section counts the whole conversation's tokens, prompt included."""
+    from hh_recipe import MODEL_CACHE
+    from transformers import AutoTokenizer
+
+    from rewardkit.assets import smollm2_safetensors
+    from rewardkit.data.loading import load_pairs
+    from rewardkit.eval import metrics as M
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_safetensors(MODEL_CACHE))
+    pairs, _ = load_pairs(SPLIT / "validation.jsonl")
+    by_line = {p.source.rsplit(":", 1)[1]: p for p in pairs}
+    lengths, rewards = [], []
+    for item in results["items"]:
+        pair = by_line[item["source"].rsplit(":", 1)[1]]
+        for text, reward in (
+            (pair.chosen, item["chosen_scores"][0]),
+            (pair.rejected, item["rejected_scores"][0]),
+        ):
+            lengths.append(len(tokenizer(text, add_special_tokens=False).input_ids))
+            rewards.append(reward)
+    return {
+        "pearson": M.pearson(lengths, rewards),
+        "spearman": M.spearman(lengths, rewards),
+        "answers": len(lengths),
+    }
+
+
 def summarize(results: dict) -> dict:
     """The figures the tables quote, from eval's results.json."""
     s = results["summary"]
@@ -124,7 +155,8 @@ def summarize(results: dict) -> dict:
         "n_pairs": s["n_pairs"],
         "accuracy": s["accuracy"],
         "vs_plain": s.get("baseline"),
-        "pearson_reward_length": length.get("pearson"),
+        "pearson_reward_length": length.get("pearson"),  # conversation tokens (eval's length unit)
+        "answer_length": answer_length_pearson(results),
         "spearman_reward_length": length.get("spearman"),
         "ece": (s.get("calibration") or {}).get("ece"),
         "calibrated": {
@@ -180,8 +212,8 @@ def _ci(stat: dict | None, scale: float = 100.0, sign: str = "") -> str:
 def markdown(table: dict) -> str:
     lines = [
         "| run | flags | training wall (min) | accuracy [95% CI] | minus plain, paired [95% CI] | "
-        "Pearson(reward, length) | ECE → calibrated (T) |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "Pearson(reward, answer tokens) | Pearson(reward, conversation tokens) | ECE → calibrated (T) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table["runs"]:
         e, c = r["eval"], r["eval"]["calibrated"]
@@ -193,7 +225,7 @@ def markdown(table: dict) -> str:
         )
         lines.append(
             f"| {r['name']} | {' '.join(r['flags']) or '(none)'} | {r['train_wall_s'] / 60:.1f} | {_ci(e['accuracy'])} | "
-            f"{_ci(base, sign='+')} | {e['pearson_reward_length']:+.3f} | {ece} |"
+            f"{_ci(base, sign='+')} | {e['answer_length']['pearson']:+.3f} | {e['pearson_reward_length']:+.3f} | {ece} |"
         )
     lines += [
         "",
@@ -211,11 +243,12 @@ def markdown(table: dict) -> str:
         lines.append(f"| {p} | " + " | ".join(cells) + " |")
     ens = next((r["eval"]["ensemble"] for r in table["runs"] if r["eval"].get("ensemble")), None)
     if ens:
-        auc = ens.get("disagreement_auroc_ci") or {"value": ens["disagreement_auroc"]}
+        auc = ens.get("disagreement_auroc_ci") or {"value": ens["disagreement_auroc"], "ci_low": None}
+        interval = "" if auc["ci_low"] is None else f" [{auc['ci_low']:.3f}, {auc['ci_high']:.3f}]"
         lines += [
             "",
             f"Ensemble ({ens['members']} heads): disagreement AUROC for the {ens['n_wrong']} of {ens['n_pairs']} "
-            f"pairs ranked wrong: {_ci(auc, scale=1.0) if 'ci_low' in auc else format(auc['value'], '.3f')}",
+            f"pairs ranked wrong: {auc['value']:.3f}{interval}",
             "",
             "| ensemble score | accuracy [95% CI] |",
             "|---|---:|",
