@@ -200,6 +200,11 @@ def residualize_quality_head(trainer, dataset) -> dict:
             length.append(torch.cat([chosen[:, LENGTH], rejected[:, LENGTH]]).float().cpu())
             lengths.append(torch.cat([chosen_len, rejected_len]).float().cpu())
     q, lr, n = torch.cat(quality), torch.cat(length), torch.cat(lengths)
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None and accelerator.num_processes > 1:
+        # every rank folds with the same c: the answers of all ranks (accelerate's even batches give each
+        # rank as many; the few repeated to even them out barely move a covariance)
+        q, lr, n = (accelerator.gather(t.to(accelerator.device)).cpu() for t in (q, lr, n))
     c = length_coefficient(q, lr, n)
     with torch.no_grad():
         weight = head_weight(model)
