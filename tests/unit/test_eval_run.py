@@ -218,6 +218,30 @@ def test_tokens_as_length_unit_and_unlisted_subsets_warn(tmp_path):
     assert "## Warnings" in md and "| accuracy | 58.3 | – |" in md
 
 
+def test_answer_tokens_from_the_models_tokenizer(tmp_path):
+    """A model with a tokenizer: lengths are each answer's own tokens, not the whole conversation's
+    (whose prompt would make Pearson a correlation with prompt length across items)."""
+
+    class WithTokenizer(FakeModel):
+        @staticmethod
+        def tokenizer(text, add_special_tokens=True):
+            assert add_special_tokens is False
+            return {"input_ids": list(range(len(text) // 2))}  # one token per two characters
+
+    # conversation token counts that would correlate with the score (prompt-dominated) are ignored
+    tokens = {t: 100 * int(SCORES[t]) + 1 for t in SCORES}
+    res = run_eval(
+        WithTokenizer(tokens=tokens), ITEMS[:4], output_dir=tmp_path / "o", n_boot=0, progress=False
+    )
+    lb = res["summary"]["length_bias"]
+    assert res["settings"]["length_unit"] == "answer tokens" and lb["unit"] == "answer tokens"
+    # answers aaaa aa bb bbbb ccc CCC dddddd ddd -> tokens 2 1 1 2 1 1 3 1; scores 2 1 1 1 0 3 5 1
+    lengths, scores = [2, 1, 1, 2, 1, 1, 3, 1], [2.0, 1.0, 1.0, 1.0, 0.0, 3.0, 5.0, 1.0]
+    assert lb["pearson"] == pytest.approx(M.pearson(lengths, scores))
+    answers = ["aaaa", "aa", "bb", "bbbb", "ccc", "CCC", "dddddd", "ddd"]
+    assert lb["pearson"] != pytest.approx(M.pearson([tokens[a] for a in answers], scores))  # not these
+
+
 def test_baseline_paired_comparison_by_hand(tmp_path, main_run):
     _, out, _ = main_run
     better = dict(SCORES, ccc=5.0)  # fixes C: credits 1,0,1,1,.5,1 -> 4.5/6 vs 3.5/6

@@ -8,6 +8,7 @@ half-written `output_dir`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from collections import Counter
@@ -326,8 +327,10 @@ def score_items(
     """Score every (prompt + one answer) conversation in batches.
 
     Returns:
-        (one `ItemScores` per item, the length unit: "tokens" when the model reported
-        `num_tokens` for every conversation, else "characters").
+        (one `ItemScores` per item, the length unit of the answers: "answer tokens" when the model
+        exposes its tokenizer (each answer's own tokens, no special tokens), else "tokens" when it
+        reported `num_tokens` for every conversation (the whole conversation, prompt included: the
+        prompt cancels inside an item, not across items), else "characters").
     """
     from tqdm.auto import tqdm
 
@@ -350,6 +353,8 @@ def score_items(
             scores += out
             bar.update(len(out))
     use_tokens = all(s.num_tokens > 0 for s in scores)
+    tokenizer = getattr(model, "tokenizer", None)
+    count = _answer_token_counter(tokenizer) if tokenizer is not None else None
     records, pos = [], 0
     for it, subset in zip(items, subsets, strict=True):
         answers = [*it.chosen, *it.rejected]
@@ -360,16 +365,32 @@ def score_items(
             raise RewardkitError(
                 f"{it.source}: the model gave a non-finite score ({bad[0]}); scores must be finite"
             )
-        lengths = [
-            float(s.num_tokens if use_tokens else len(a if isinstance(a, str) else a["content"]))
-            for s, a in zip(mine, answers, strict=True)
-        ]
+        texts = [a if isinstance(a, str) else a["content"] for a in answers]
+        if count is not None:
+            lengths = [float(count(t)) for t in texts]
+        else:
+            lengths = [
+                float(s.num_tokens if use_tokens else len(t)) for s, t in zip(mine, texts, strict=True)
+            ]
         records.append(
             M.ItemScores.from_scores(
                 it.source, subset, mine, lengths, n_chosen=len(it.chosen), item_id=getattr(it, "id", None)
             )
         )
-    return records, "tokens" if use_tokens else "characters"
+    return records, "answer tokens" if count is not None else "tokens" if use_tokens else "characters"
+
+
+def _answer_token_counter(tokenizer):
+    """len(tokens of an answer's text), or None when `tokenizer` cannot encode text."""
+    if not callable(tokenizer):
+        return None
+
+    def count(text) -> int:
+        if not isinstance(text, str):  # an assistant message's non-text content (tool calls): its JSON
+            text = "" if text is None else json.dumps(text)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return count
 
 
 def _drop_report_dict(drop_report: Any) -> dict | None:
