@@ -212,7 +212,7 @@ def _ci(stat: dict | None, scale: float = 100.0, sign: str = "") -> str:
 def markdown(table: dict) -> str:
     lines = [
         "| run | flags | training wall (min) | accuracy [95% CI] | minus plain, paired [95% CI] | "
-        "Pearson(reward, answer tokens) | Pearson(reward, conversation tokens) | ECE → calibrated (T) |",
+        "Pearson(reward, answer tokens) | Pearson(reward, length) in eval's unit* | ECE → calibrated (T) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in table["runs"]:
@@ -228,6 +228,9 @@ def markdown(table: dict) -> str:
             f"{_ci(base, sign='+')} | {e['answer_length']['pearson']:+.3f} | {e['pearson_reward_length']:+.3f} | {ece} |"
         )
     lines += [
+        "",
+        "*conversation tokens, prompt included, for evals run before `rewardkit eval` counted answer tokens "
+        "(this table's runs); answer tokens after.",
         "",
         "| perturbation | " + " | ".join(f"{r['name']}: accuracy, drop" for r in table["runs"]) + " |",
     ]
