@@ -353,8 +353,7 @@ def score_items(
             scores += out
             bar.update(len(out))
     use_tokens = all(s.num_tokens > 0 for s in scores)
-    tokenizer = getattr(model, "tokenizer", None)
-    count = _answer_token_counter(tokenizer) if tokenizer is not None else None
+    count = _answer_token_counter(getattr(model, "tokenizer", None))
     records, pos = [], 0
     for it, subset in zip(items, subsets, strict=True):
         answers = [*it.chosen, *it.rejected]
@@ -381,7 +380,7 @@ def score_items(
 
 
 def _answer_token_counter(tokenizer):
-    """len(tokens of an answer's text), or None when `tokenizer` cannot encode text."""
+    """len(tokens of an answer's text), or None when `tokenizer` (None: the model has none) cannot encode text."""
     if not callable(tokenizer):
         return None
 
