@@ -87,6 +87,18 @@ def make_tiny_llama(tokenizer, seed: int = 0, num_labels: int = 1):
     return model
 
 
+def record_sdpa_calls(monkeypatch) -> list[tuple[int, bool, bool]]:
+    """Patch torch's sdpa to record (key width, explicit mask given, is_causal) of every call."""
+    calls, real = [], torch.nn.functional.scaled_dot_product_attention
+
+    def spy(query, key, value, attn_mask=None, is_causal=False, **kwargs):
+        calls.append((key.shape[2], attn_mask is not None, is_causal))
+        return real(query, key, value, attn_mask=attn_mask, is_causal=is_causal, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    return calls
+
+
 def make_tiny_bert(tokenizer, seed: int = 0):
     from transformers import BertConfig, BertForSequenceClassification
 

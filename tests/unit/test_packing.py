@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import make_tiny_bert, make_tiny_llama
+from conftest import make_tiny_bert, make_tiny_llama, record_sdpa_calls
 
 from rewardkit.core.batching import pad_rows
 from rewardkit.core.packing import (
@@ -186,6 +186,13 @@ def test_packed_equals_stacked_other_families(model_type, extra):
     assert_packing_exact(model, _features(PAIRS), max_row_tokens=30)
 
 
+def test_window_that_no_layer_uses_is_ignored():
+    model = _tiny("qwen2")
+    model.config.sliding_window = 3  # as older transformers kept it beside use_sliding_window=False
+    assert set(model.config.layer_types) == {"full_attention"}
+    assert_packing_exact(model, _features(PAIRS), max_row_tokens=30)
+
+
 def test_packed_equals_stacked_with_lora(char_tokenizer):
     from rewardkit.train.lora import apply_lora
 
@@ -277,6 +284,20 @@ def test_pair_block_attention_equals_dense_sdpa():
     )
     assert rows > 1 and max(len(b) for b in pair_blocks(batch["pair_ids"])) > 2  # several pairs in a row
     torch.testing.assert_close(blocks, dense, atol=1e-6, rtol=0)
+
+
+def test_sdpa_packing_attends_block_by_block(char_tokenizer, monkeypatch):
+    """The pair-block path is taken: each sdpa call sees one pair (or a padding tail), never a whole row."""
+    model = make_tiny_llama(char_tokenizer).eval()
+    model.set_attn_implementation("sdpa")
+    batch = PackedPairCollator(pad_token_id=0, max_row_tokens=30)(_features(PAIRS))
+    calls = record_sdpa_calls(monkeypatch)
+    with torch.no_grad():
+        packed_pair_rewards(model, batch)
+    widths = sorted(e - s for row in pair_blocks(batch["pair_ids"]) for s, e in row)
+    assert max(widths) < batch["input_ids"].shape[1]  # rows hold several blocks
+    assert sorted(width for width, _, _ in calls) == sorted(widths * model.config.num_hidden_layers)
+    assert all(masked and not causal for _, masked, causal in calls)  # pairs need the explicit mask
 
 
 def test_sdpa_model_switches_to_pair_blocks_and_still_runs_plain(char_tokenizer):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import record_sdpa_calls
 
 from rewardkit.core.steps import add_step_separator, good_probability
 from rewardkit.data.loading import DropReport
@@ -84,6 +85,19 @@ def test_packed_and_padded_step_scores_and_gradients_match(char_tokenizer, attn)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     for name in ga:
         torch.testing.assert_close(ga[name], gb[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_packed_steps_run_the_causal_kernel_per_solution(char_tokenizer, monkeypatch):
+    """PRM blocks are plain causal: each solution's sdpa call takes is_causal, with no explicit mask."""
+    model = tiny_token_llama(char_tokenizer).eval()
+    feats, _ = features(char_tokenizer, model)
+    batch = PackedStepCollator(pad_token_id=0, max_row_tokens=4096)(feats)
+    calls = record_sdpa_calls(monkeypatch)
+    with torch.no_grad():
+        prm_step_logits(model, batch)
+    assert len(calls) == len(EXAMPLES) * model.config.num_hidden_layers  # one row, no padding tail
+    assert sorted({width for width, _, _ in calls}) == sorted({len(f["input_ids"]) for f in feats})
+    assert all(causal and not masked for _, masked, causal in calls)
 
 
 @pytest.mark.parametrize("use_peft", ["false", "true"])
