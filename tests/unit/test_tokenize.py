@@ -1,4 +1,4 @@
-from conftest import make_char_tokenizer
+from conftest import CHAT_TEMPLATE, make_char_tokenizer
 
 from rewardkit.data.schema import PreferencePair
 from rewardkit.data.tokenize import (
@@ -66,3 +66,89 @@ def test_registry_template_pair_shares_prompt_prefix(char_tokenizer):
     enc = encode_pair(char_tokenizer, _pair(1), 10_000)
     shared = common_prefix_len(enc.chosen_ids, enc.rejected_ids)
     assert "".join(char_tokenizer.convert_ids_to_tokens(enc.chosen_ids[:shared])).endswith("assistant\n")
+
+
+def _framed_tokenizer():
+    """The char tokenizer, with two special tokens before and two after every plain text (as some encoders)."""
+    from tokenizers import processors
+
+    tok = make_char_tokenizer(add_bos=False, chat_template=None)
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> <s> $A </s> </s>", special_tokens=[("<s>", 1), ("</s>", 2)]
+    )
+    return tok
+
+
+CHAT = [{"role": "user", "content": "ab"}, {"role": "assistant", "content": "cd"}]
+
+
+def test_raw_text_template_writes_trl_text_exactly():
+    bos = make_char_tokenizer(chat_template=None)
+    assert install_chat_template(bos, "raw_text").startswith("raw text")
+    assert bos.apply_chat_template(CHAT, tokenize=False) == "<s>abcd</s>"  # EOS appended
+    framed = _framed_tokenizer()
+    install_chat_template(framed, "raw_text")
+    assert framed.apply_chat_template(CHAT, tokenize=False) == "<s><s>abcd</s></s>"  # already ends with EOS
+    no_eos = make_char_tokenizer(chat_template=None)
+    no_eos.eos_token = None
+    install_chat_template(no_eos, "raw_text")
+    assert no_eos.apply_chat_template(CHAT, tokenize=False) == "<s>abcd"
+
+
+def test_registry_template_keeps_every_special_token_around_the_text():
+    framed = _framed_tokenizer()
+    said = install_chat_template(framed, "plain")
+    assert said == "registry template 'plain' (special tokens '<s><s>'…'</s></s>')"
+    text = framed.apply_chat_template(CHAT, tokenize=False)
+    assert text.startswith("<s><s>") and not text.startswith("<s><s><s>")
+    assert text.endswith("</s></s>")
+
+
+def test_auto_keeps_the_tokenizers_own_template_else_plain():
+    own = make_char_tokenizer()
+    for name in (None, "", "auto"):
+        assert install_chat_template(own, name) == "tokenizer's own chat template"
+        assert own.chat_template == CHAT_TEMPLATE
+    for name in ("", "auto"):
+        bare = make_char_tokenizer(chat_template=None)
+        assert install_chat_template(bare, name).startswith("registry template 'plain'")
+        plain = make_char_tokenizer(chat_template=None)
+        install_chat_template(plain, "plain")
+        assert bare.chat_template == plain.chat_template
+
+
+def _turns(n_users: int, system: bool) -> list[dict]:
+    messages = [{"role": "system", "content": "SYS"}] if system else []
+    for i in range(n_users - 1):
+        messages += [{"role": "user", "content": f"u{i}" * 4}, {"role": "assistant", "content": f"a{i}" * 4}]
+    return messages + [{"role": "user", "content": "last"}, {"role": "assistant", "content": "ANSWER"}]
+
+
+def test_scoring_trims_whole_oldest_turns_keeping_system_and_answer(char_tokenizer):
+    for system in (True, False):
+        for n_users in (2, 3):
+            messages = _turns(n_users, system)
+            full = encode(char_tokenizer, messages)
+            assert encode_for_scoring(char_tokenizer, messages, len(full)) == (full, False)  # exact fit
+            head = messages[:1] if system else []
+            trimmed = encode(char_tokenizer, head + messages[len(head) + 2 :])  # oldest user + assistant gone
+            assert encode_for_scoring(char_tokenizer, messages, len(full) - 1) == (trimmed, True)
+            assert encode_for_scoring(char_tokenizer, messages, len(trimmed)) == (trimmed, True)
+
+
+def test_scoring_passes_the_rows_tools_to_the_template():
+    tok = make_char_tokenizer(chat_template="{% if tools %}T{{ tools | length }}{% endif %}" + CHAT_TEMPLATE)
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    ids, truncated = encode_for_scoring(tok, [{**CHAT[0], "tools": tools}, CHAT[1]], 10_000)
+    assert not truncated
+    assert "".join(tok.convert_ids_to_tokens(ids)).startswith("T1<s>")
+
+
+def test_clip_keeps_leading_specials_only_when_present_and_room_is_left():
+    from rewardkit.data.tokenize import clip_tokens
+
+    tok = make_char_tokenizer()  # leading <s>, id 1
+    assert clip_tokens(tok, [1, 5, 6, 7, 8], 3) == [1, 7, 8]
+    assert clip_tokens(tok, [5, 6, 7, 8, 9], 3) == [7, 8, 9]  # no <s> in front: nothing to keep
+    assert clip_tokens(tok, [1, 5, 6], 1) == [6]  # no room beside the end
+    assert clip_tokens(tok, [1, 5, 6], 3) == [1, 5, 6]
