@@ -152,3 +152,67 @@ def test_clip_keeps_leading_specials_only_when_present_and_room_is_left():
     assert clip_tokens(tok, [5, 6, 7, 8, 9], 3) == [7, 8, 9]  # no <s> in front: nothing to keep
     assert clip_tokens(tok, [1, 5, 6], 1) == [6]  # no room beside the end
     assert clip_tokens(tok, [1, 5, 6], 3) == [1, 5, 6]
+
+
+def test_answer_suffix_is_what_the_template_writes_after_an_answer():
+    from rewardkit.data.tokenize import answer_suffix
+
+    assert answer_suffix(make_char_tokenizer()) == "</s>"
+    chatml = make_char_tokenizer(
+        chat_template="{% for m in messages %}<|im_start|>{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    )
+    assert answer_suffix(chatml) == "<|im_end|>\n"
+    registry = make_char_tokenizer(chat_template=None)
+    install_chat_template(registry, "chatml")
+    assert answer_suffix(registry) == ""  # the registry's templates end the last answer with nothing
+    nothing = make_char_tokenizer(chat_template="{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    assert answer_suffix(nothing) == ""
+    hidden = make_char_tokenizer(
+        chat_template="{% for m in messages %}#{% endfor %}"
+    )  # answer text not written
+    assert answer_suffix(hidden) == ""
+
+
+def test_complete_turn_each_rule():
+    from rewardkit.data.tokenize import complete_turn
+
+    im_end = ["<|im_end|>"]
+    assert (
+        complete_turn("a4<|im_end|>\n", "<|im_end|>\n", im_end, "<|im_end|>") == "a4<|im_end|>\n"
+    )  # whole suffix
+    assert (
+        complete_turn("a4<|im_end|>", "<|im_end|>\n", im_end, "<|im_end|>") == "a4<|im_end|>\n"
+    )  # rest added
+    assert complete_turn("a4", "<|im_end|>\n", im_end, "<|im_end|>") == "a4"  # no end-of-turn token: as sent
+    assert complete_turn("a4</s>", "", ["</s>"], "</s>") == "a4"  # an EOS the template never writes
+    assert complete_turn("a4</s>", "", ["</s>"], None) == "a4</s>"
+    assert complete_turn("a4", "", ["</s>"], "</s>") == "a4"
+    # the suffix's second special token is where the text stops: only what follows it is added
+    two = "<e><f>\n"
+    assert complete_turn("a4<e><f>", two, ["<e>", "<f>"], None) == "a4<e><f>\n"
+    assert complete_turn("a4<e>", two, ["<e>", "<f>"], None) == "a4<e><f>\n"
+    # a special token repeated in the suffix: the longest beginning of the suffix the text ends with counts
+    assert complete_turn("a4<e>x<e>", "<e>x<e>\n", ["<e>"], None) == "a4<e>x<e>\n"
+    assert complete_turn("a4<e>", "<e>x<e>\n", ["<e>"], None) == "a4<e>x<e>\n"
+
+
+def test_eos_last_template_text_is_openrlhfs():
+    from rewardkit.data.tokenize import eos_last_template
+
+    tok = make_char_tokenizer(chat_template="{% for m in messages %}{{ m['content'] }}\n\n{% endfor %}")
+    tok.chat_template = eos_last_template(tok.chat_template, "</s>")
+    assert (
+        tok.apply_chat_template(CHAT, tokenize=False) == "ab\n\ncd </s>"
+    )  # trailing newlines dropped, " " + EOS
+    ends = make_char_tokenizer(chat_template="{% for m in messages %}{{ m['content'] }}</s>{% endfor %}")
+    ends.chat_template = eos_last_template(ends.chat_template, "</s>")
+    assert ends.apply_chat_template(CHAT, tokenize=False) == "ab</s>cd</s>"  # already ends with EOS
+
+
+def test_split_tools_takes_the_list_off_the_first_message():
+    from rewardkit.data.tokenize import split_tools
+
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    assert split_tools([{**CHAT[0], "tools": tools}, CHAT[1]]) == (CHAT, tools)
+    assert split_tools(list(CHAT)) == (CHAT, None)
+    assert split_tools([]) == ([], None)

@@ -155,7 +155,8 @@ def complete_turn(text: str, suffix: str, special_tokens: list[str], eos_token: 
 
     * the text already ends with the whole `suffix`: unchanged;
     * it ends with a beginning of `suffix` that stops right after a special token (the end-of-turn
-      token): the rest of the suffix is added (ChatML's "\\n", Gemma's "\\n");
+      token; the longest such beginning where there are several): the rest of the suffix is added
+      (ChatML's "\\n", Gemma's "\\n");
     * the template writes nothing special after an answer and the text ends with an EOS the
       template never writes: that EOS is removed (the reward is read at the answer's last token, as
       for the same conversation sent as messages).
@@ -168,13 +169,15 @@ def complete_turn(text: str, suffix: str, special_tokens: list[str], eos_token: 
         if eos_token and not suffix and text.endswith(eos_token):
             return text[: -len(eos_token)]
         return text
-    for token in sorted(special_tokens, key=len, reverse=True):
+    heads = []  # every beginning of `suffix` that stops right after a special token
+    for token in special_tokens:
         at = suffix.find(token)
         while at >= 0:
-            head = suffix[: at + len(token)]
-            if text.endswith(head):
-                return text + suffix[len(head) :]
+            heads.append(suffix[: at + len(token)])
             at = suffix.find(token, at + 1)
+    for head in sorted(heads, key=len, reverse=True):  # the longest the text ends with
+        if text.endswith(head):
+            return text + suffix[len(head) :]
     return text
 
 
