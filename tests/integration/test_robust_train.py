@@ -99,6 +99,18 @@ def _commands_on_ensemble(tmp_path, out, rm, temperature):
     assert summary["ensemble"]["members"] == 3 and set(summary["ensemble"]["accuracy"]) >= {"mean", "min"}
     assert summary["calibrated"]["temperature"] == pytest.approx(temperature)
     assert summary["stress"]["perturbations"]["filler"]["n"] == 12
+    assert summary["stress"]["rescored"] == "changed answers only"
+    from unittest import mock
+
+    from rewardkit.scorers.classifier import ClassifierRM
+
+    with mock.patch.object(ClassifierRM, "answers_alone", False):  # both answers re-scored: same figures
+        assert main(["eval", "--model", str(out), "--data", str(data), "--output_dir", str(tmp_path / "both"),
+                     "--n_boot", "50", "--stress", "true"]) == 0  # fmt: skip
+    both = json.loads((tmp_path / "both" / "results.json").read_text())["summary"]["stress"]
+    assert both["rescored"] == "both answers"
+    for name, p in both["perturbations"].items():
+        assert summary["stress"]["perturbations"][name]["accuracy"] == p["accuracy"], name
     report = (ev / "report.md").read_text()
     assert "## Stress tests" in report and "## Ensemble" in report and "## Calibrated probabilities" in report
     scored = tmp_path / "scored.jsonl"

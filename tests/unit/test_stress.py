@@ -160,3 +160,58 @@ def test_stress_report_shows_the_baseline_beside(tmp_path):
     )
     path.write_text(json.dumps({"summary": {}}))
     assert baseline_stress(path) is None
+
+
+def test_changed_answers_only_gives_the_full_rescoring_at_half_the_conversations():
+    """A model that scores each answer alone: reusing the unchanged side's plain score is exact."""
+    items = _items()
+
+    def reward(answer):  # a toy pointwise reward: longer is better, markdown lists are penalised
+        return len(answer) - 10.0 * answer.count("- ")
+
+    def records(its):
+        return [
+            M.ItemScores(
+                it.source,
+                "s",
+                [reward(a) for a in it.chosen],
+                [reward(a) for a in it.rejected],
+                [1.0] * len(it.chosen),
+                [1.0] * len(it.rejected),
+                [False] * (len(it.chosen) + len(it.rejected)),
+                [{}] * (len(it.chosen) + len(it.rejected)),
+            )
+            for it in its
+        ]
+
+    plain = records(items)
+    seen = []
+
+    def score(its, subsets):
+        seen.append(sum(len(it.chosen) + len(it.rejected) for it in its))
+        return records(its)
+
+    full = stress_summary(score, items, plain, n_boot=50, seed=3)
+    both = list(seen)
+    seen.clear()
+    alone = stress_summary(score, items, plain, n_boot=50, seed=3, answers_alone=True)
+    assert alone["perturbations"] == full["perturbations"]
+    assert (full["rescored"], alone["rescored"]) == ("both answers", "changed answers only")
+    assert both == [4, 4, 2] and seen == [2, 2, 1]  # filler and markdown: 2 pairs; shorten: 1 pair
+    assert "Only the changed answer is re-scored" in "\n".join(stress_markdown(alone))
+    assert "Only the changed answer" not in "\n".join(stress_markdown(full))
+
+
+def test_which_models_score_answers_alone():
+    from rewardkit.scorers.base import scores_answers_alone
+    from rewardkit.scorers.classifier import ClassifierRM
+    from rewardkit.scorers.dpo import DPORewardModel
+    from rewardkit.scorers.function import FunctionRM
+    from rewardkit.scorers.generative import GenerativeJudge
+
+    assert FunctionRM.answers_alone and DPORewardModel.answers_alone and ClassifierRM.answers_alone
+    judge = GenerativeJudge.__new__(GenerativeJudge)
+    for mode, alone in (("pointwise", True), ("pairwise", False), ("logprob", False)):
+        judge.mode = mode
+        assert scores_answers_alone(judge) is alone
+    assert not scores_answers_alone(object())  # unknown: both answers re-scored

@@ -125,8 +125,11 @@ def robust_summaries(
         out["calibrated"] = calibrated_summary([r.margin for r in records], model.temperature, n_bins)
     if stress:
         from rewardkit.eval.stress import stress_summary
+        from rewardkit.scorers.base import scores_answers_alone
 
-        out["stress"] = stress_summary(score, items, records, n_boot=n_boot, seed=seed)
+        out["stress"] = stress_summary(
+            score, items, records, n_boot=n_boot, seed=seed, answers_alone=scores_answers_alone(model)
+        )
         if baseline_scores is not None:
             out["stress"]["baseline"] = baseline_stress(baseline_scores)
     return out

@@ -120,6 +120,34 @@ def perturbed_items(items: Sequence[NWayItem], name: str, seed: int) -> list[tup
     return out
 
 
+def changed_only_credits(
+    score: Callable[[Sequence[NWayItem], Sequence[str]], list],
+    items: Sequence[NWayItem],
+    plain: Sequence[M.ItemScores],
+    perturbed: Sequence[tuple[int, NWayItem]],
+    subsets: Sequence[str],
+) -> list[float]:
+    """Each perturbed pair's credit, re-scoring only the answers its perturbation changed.
+
+    For models that score every answer on its own (`scorers.base.scores_answers_alone`): the
+    unchanged side keeps its plain score, so a perturbation of one side costs half the conversations.
+    """
+    probes, sides = [], []
+    for i, new in perturbed:
+        c, r = new.chosen != items[i].chosen, new.rejected != items[i].rejected
+        sides.append((c, r))
+        answers = (new.chosen if c else []) + (new.rejected if r else [])
+        probes.append(dataclasses.replace(new, chosen=answers, rejected=[]))
+    scored = score(probes, subsets)
+    credits = []
+    for (i, new), (c, r), fresh in zip(perturbed, sides, scored, strict=True):
+        values = iter(fresh.chosen)
+        chosen = [next(values) for _ in new.chosen] if c else plain[i].chosen
+        rejected = [next(values) for _ in new.rejected] if r else plain[i].rejected
+        credits.append(M.item_credit(chosen, rejected))
+    return credits
+
+
 def stress_summary(
     score: Callable[[Sequence[NWayItem], Sequence[str]], list],
     items: Sequence[NWayItem],
@@ -127,6 +155,7 @@ def stress_summary(
     *,
     n_boot: int,
     seed: int,
+    answers_alone: bool = False,
 ) -> dict:
     """Accuracy under each perturbation and its drop from the plain accuracy on the same pairs.
 
@@ -135,10 +164,13 @@ def stress_summary(
         items: the eval items, in the order of `plain`.
         plain: the unperturbed scores of `items`.
         n_boot, seed: bootstrap resamples and seed (the perturbations use `seed` too).
+        answers_alone: the model scores each answer on its own, so only changed answers are
+            re-scored (`changed_only_credits`); else both answers of every perturbed pair.
 
     Returns:
-        {"seed", "perturbations": {name: {"description", "n", "accuracy", "plain_accuracy", "drop"}}}
-        where "accuracy" is a `ci_stat` and "drop" the paired plain − perturbed `ci_stat`.
+        {"seed", "rescored", "perturbations": {name: {"description", "n", "accuracy",
+        "plain_accuracy", "drop", ...}}} where "accuracy" is a `ci_stat` and "drop" the paired
+        plain − perturbed `ci_stat`.
     """
     out = {}
     for name, description in PERTURBATIONS.items():
@@ -148,8 +180,10 @@ def stress_summary(
             continue
         idx = [i for i, _ in chosen]
         subsets = [plain[i].subset for i in idx]
-        scored = score([it for _, it in chosen], subsets)
-        ours = np.array([r.credit for r in scored])
+        if answers_alone:
+            ours = np.array(changed_only_credits(score, items, plain, chosen, subsets))
+        else:
+            ours = np.array([r.credit for r in score([it for _, it in chosen], subsets)])
         base = np.array([plain[i].credit for i in idx])
         comparison = M.paired_comparison(base, ours, subsets, n_boot, seed)  # plain − perturbed
         out[name] = {
@@ -161,7 +195,8 @@ def stress_summary(
             "flipped_wrong": comparison["better"],  # right on the plain pair, wrong once perturbed
             "flipped_right": comparison["worse"],
         }
-    return {"seed": seed, "perturbations": out}
+    rescored = "changed answers only" if answers_alone else "both answers"
+    return {"seed": seed, "rescored": rescored, "perturbations": out}
 
 
 def stress_markdown(stress: dict) -> list[str]:
@@ -171,7 +206,12 @@ def stress_markdown(stress: dict) -> list[str]:
         "",
         f"Each pair re-scored with one perturbation (seed {stress['seed']}); pairs a perturbation does not "
         "apply to are left out of its row. Drop = plain - perturbed accuracy on the same pairs "
-        "(paired bootstrap 95% CI); a robust model has drops near 0.",
+        "(paired bootstrap 95% CI); a robust model has drops near 0."
+        + (
+            " Only the changed answer is re-scored (the model scores each answer on its own)."
+            if stress.get("rescored") == "changed answers only"
+            else ""
+        ),
         "",
         "| perturbation | pairs | accuracy | 95% CI | plain (same pairs) | drop | 95% CI |",
         "|---|---|---|---|---|---|---|",

@@ -93,7 +93,14 @@ def ranking(scores: Sequence[float]) -> list[int]:
 
 
 class GroupMixin:
-    """`score`, `score_pairs_detailed`, `score_pairs` and `compare`, from `score_detailed` and `score_groups`."""
+    """`score`, `score_pairs_detailed`, `score_pairs` and `compare`, from `score_detailed` and `score_groups`.
+
+    `answers_alone` says whether an answer's score is the same whatever other answers share its group
+    (True for models that score each conversation on its own); eval's stress tests then re-score
+    only the answers a perturbation changes.
+    """
+
+    answers_alone: bool = False
 
     def score(self, conversations: Sequence[Messages]) -> list[float]:
         return [s.score for s in self.score_detailed(conversations)]
@@ -120,6 +127,11 @@ class GroupMixin:
         return Comparison(scores=scores, ranking=ranking(scores))
 
 
+def scores_answers_alone(model) -> bool:
+    """True when `model` scores each answer on its own (`GroupMixin.answers_alone`); False if unknown."""
+    return bool(getattr(model, "answers_alone", False))
+
+
 def split_groups(flat: Sequence[Score], groups: Sequence[Group]) -> list[list[Score]]:
     """Scores of the groups' conversations, flattened in order, cut back into one list per group."""
     out, pos = [], 0
@@ -134,6 +146,8 @@ class PointwiseMixin(GroupMixin):
 
     A class that mixes this in defines `score_detailed`; the rest follows from it.
     """
+
+    answers_alone = True
 
     def score_groups(self, groups: Sequence[Group]) -> list[list[Score]]:
         return split_groups(self.score_detailed([c for g in groups for c in g.conversations()]), groups)

@@ -181,6 +181,8 @@ class DPORewardModel(GroupMixin):
         [0, 1]
     """
 
+    answers_alone = True  # each answer's implicit reward depends on its own conversation only
+
     kind = "dpo"
 
     def __init__(

@@ -86,6 +86,11 @@ class GenerativeJudge(GroupMixin):
             self._verdict_ids = jp.decision_tokens(self.tokenizer, jp.VERDICT_PREFILL, ["A", "B"])
             self._rating_ids, self._ten_split = jp.rating_tokens(self.tokenizer)
 
+    @property
+    def answers_alone(self) -> bool:
+        """Only a pointwise judge rates an answer on its own; pairwise and logprob judges compare."""
+        return self.mode == "pointwise"
+
     # ---- protocol
     def score_detailed(self, conversations: Sequence[Messages]) -> list[Score]:
         """Rate each conversation's last assistant answer 1..10 (modes pointwise and logprob)."""
