@@ -216,3 +216,45 @@ def test_split_tools_takes_the_list_off_the_first_message():
     assert split_tools([{**CHAT[0], "tools": tools}, CHAT[1]]) == (CHAT, tools)
     assert split_tools(list(CHAT)) == (CHAT, None)
     assert split_tools([]) == ([], None)
+
+
+def test_encode_pair_exact_ids_fields_and_trim_count(char_tokenizer):
+    user = [{"role": "user", "content": "hi"}]
+    bare = PreferencePair(user, "A", "BB", margin=0.5, source="f:7")
+    enc = encode_pair(char_tokenizer, bare, 10_000)
+    assert enc.chosen_ids == encode(
+        char_tokenizer, [*user, {"role": "assistant", "content": "A"}]
+    )  # no system
+    assert enc.rejected_ids == encode(char_tokenizer, [*user, {"role": "assistant", "content": "BB"}])
+    assert (enc.margin, enc.source, enc.turns_trimmed) == (0.5, "f:7", 0)
+    assert encode_pair(char_tokenizer, bare, len(enc.rejected_ids)).turns_trimmed == 0  # exact fit
+    pair = _pair(3)
+    last = PreferencePair(pair.prompt[-1:], pair.chosen, pair.rejected, system=pair.system)
+    need = len(encode_pair(char_tokenizer, last, 10_000).rejected_ids)
+    two = encode_pair(char_tokenizer, pair, need)  # only the last user turn fits: three turns dropped
+    assert two.turns_trimmed == 3 and two.rejected_ids == encode(char_tokenizer, last.rejected_messages())
+
+
+def test_encode_pair_passes_the_rows_tools():
+    tok = make_char_tokenizer(chat_template="{% if tools %}T{{ tools | length }}{% endif %}" + CHAT_TEMPLATE)
+    tools = [{"type": "function", "function": {"name": "f"}}]
+    pair = PreferencePair([{"role": "user", "content": "hi"}], "A", "B", tools=tools)
+    enc = encode_pair(tok, pair, 10_000)
+    for ids in (enc.chosen_ids, enc.rejected_ids):
+        assert "".join(tok.convert_ids_to_tokens(ids)).startswith("T1<s>")
+
+
+def test_answer_suffix_reads_the_assistant_turns_end():
+    from rewardkit.data.tokenize import answer_suffix
+
+    by_role = make_char_tokenizer(
+        chat_template="{% for m in messages %}{{ m['content'] }}"
+        "{% if m['role'] == 'assistant' %}<e>\n{% elif m['role'] == 'user' %}</u>{% endif %}{% endfor %}"
+    )
+    assert answer_suffix(by_role) == "<e>\n"
+    first = make_char_tokenizer(chat_template="{{ messages[-1]['content'] }}END")  # the answer at index 0
+    assert answer_suffix(first) == "END"
+    hidden = make_char_tokenizer(
+        chat_template="{% for m in messages %}<turn of {{ m['role'] }} not shown>{% endfor %}"
+    )
+    assert answer_suffix(hidden) == ""  # the answer's text is not written: nothing to read after it
