@@ -89,3 +89,46 @@ def test_wrapped_model_runs_through_its_wrapper_and_reads_the_head(char_tokenize
         merged = sequence_rewards(lora.merge_and_unload(), ids, mask)
     torch.testing.assert_close(wrapped, merged, atol=1e-5, rtol=0)
     assert (wrapped - before).abs().max() > 1e-3
+
+
+def test_unwrap_takes_off_ddp_style_wrappers_and_head_name_says_what_is_missing(char_tokenizer):
+    from rewardkit.core.rewards import head_name, unwrap
+
+    model = make_tiny_llama(char_tokenizer)
+
+    class Wrapper(torch.nn.Module):  # as DDP / DeepSpeed engines hold the model
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    assert unwrap(Wrapper(Wrapper(model))) is model and head_name(Wrapper(model)) == "score"
+    with pytest.raises(ValueError, match=r"^Linear has neither a `score` nor a `classifier` head$"):
+        head_name(torch.nn.Linear(2, 2))
+
+
+def test_bare_decoder_without_pad_token_id_scores_a_padded_batch(char_tokenizer):
+    """The bare path runs backbone and head itself: transformers' pooling would refuse batches > 1."""
+    model = make_tiny_llama(char_tokenizer)
+    model.config.pad_token_id = None
+    ids, mask = pad_rows(ROWS, char_tokenizer.pad_token_id, "right")
+    with torch.no_grad():
+        batched = sequence_rewards(model, ids, mask)
+    torch.testing.assert_close(batched, _one_by_one(model, ROWS), atol=1e-5, rtol=0)
+
+
+def test_absolute_positions_follow_the_mask_under_left_padding():
+    """GPT-2 learns absolute positions: left-padded rows need positions counted from their first real token."""
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    torch.manual_seed(0)
+    model = GPT2ForSequenceClassification(
+        GPT2Config(
+            vocab_size=40, n_positions=64, n_embd=32, n_layer=2, n_head=4, num_labels=1, pad_token_id=0
+        )
+    ).eval()
+    torch.nn.init.normal_(model.score.weight, std=0.5)
+    torch.nn.init.normal_(model.transformer.wpe.weight, std=0.5)  # positions that matter
+    ids, mask = pad_rows(ROWS, 0, "left")
+    with torch.no_grad():
+        batched = sequence_rewards(model, ids, mask)
+    torch.testing.assert_close(batched, _one_by_one(model, ROWS), atol=1e-5, rtol=0)
