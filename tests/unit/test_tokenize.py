@@ -1,3 +1,4 @@
+import pytest
 from conftest import CHAT_TEMPLATE, make_char_tokenizer
 
 from rewardkit.data.schema import PreferencePair
@@ -8,6 +9,7 @@ from rewardkit.data.tokenize import (
     encode_pair,
     install_chat_template,
 )
+from rewardkit.errors import RewardkitError
 
 
 def _pair(turns: int, answer_len: int = 3) -> PreferencePair:
@@ -247,9 +249,10 @@ def test_encode_pair_passes_the_rows_tools():
 def test_answer_suffix_reads_the_assistant_turns_end():
     from rewardkit.data.tokenize import answer_suffix
 
-    by_role = make_char_tokenizer(
+    by_role = make_char_tokenizer(  # as strict templates do, it refuses roles it does not know
         chat_template="{% for m in messages %}{{ m['content'] }}"
-        "{% if m['role'] == 'assistant' %}<e>\n{% elif m['role'] == 'user' %}</u>{% endif %}{% endfor %}"
+        "{% if m['role'] == 'assistant' %}<e>\n{% elif m['role'] == 'user' %}</u>"
+        "{% else %}{{ raise_exception('unknown role') }}{% endif %}{% endfor %}"
     )
     assert answer_suffix(by_role) == "<e>\n"
     first = make_char_tokenizer(chat_template="{{ messages[-1]['content'] }}END")  # the answer at index 0
@@ -258,3 +261,10 @@ def test_answer_suffix_reads_the_assistant_turns_end():
         chat_template="{% for m in messages %}<turn of {{ m['role'] }} not shown>{% endfor %}"
     )
     assert answer_suffix(hidden) == ""  # the answer's text is not written: nothing to read after it
+
+
+def test_encode_without_a_chat_template_says_what_to_do():
+    with pytest.raises(
+        RewardkitError, match=r"^the tokenizer has no chat template: call install_chat_template first$"
+    ):
+        encode(make_char_tokenizer(chat_template=None), CHAT)
