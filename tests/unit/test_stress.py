@@ -12,6 +12,7 @@ from rewardkit.eval.robust import calibrated_summary, ensemble_summary, robust_m
 from rewardkit.eval.stress import (
     CLOSERS,
     OPENERS,
+    changed_only_credits,
     first_sentences,
     pad_with_filler,
     perturbed_items,
@@ -199,6 +200,9 @@ def test_changed_answers_only_gives_the_full_rescoring_at_half_the_conversations
     assert (full["rescored"], alone["rescored"]) == ("both answers", "changed answers only")
     assert both == [4, 4, 2] and seen == [2, 2, 1]  # filler and markdown: 2 pairs; shorten: 1 pair
     assert "Only the changed answer is re-scored" in "\n".join(stress_markdown(alone))
+    same = [(0, items[0])]  # a perturbation that changed nothing: nothing is scored, the plain credit stays
+    seen.clear()
+    assert changed_only_credits(score, items, plain, same, ["s"]) == [plain[0].credit] and seen == []
     assert "Only the changed answer" not in "\n".join(stress_markdown(full))
 
 

@@ -132,16 +132,18 @@ def changed_only_credits(
     For models that score every answer on its own (`scorers.base.scores_answers_alone`): the
     unchanged side keeps its plain score, so a perturbation of one side costs half the conversations.
     """
-    probes, sides = [], []
-    for i, new in perturbed:
+    probes, probe_subsets, sides = [], [], []
+    for (i, new), subset in zip(perturbed, subsets, strict=True):
         c, r = new.chosen != items[i].chosen, new.rejected != items[i].rejected
         sides.append((c, r))
-        answers = (new.chosen if c else []) + (new.rejected if r else [])
-        probes.append(dataclasses.replace(new, chosen=answers, rejected=[]))
-    scored = score(probes, subsets)
+        if c or r:  # the changed answers, as one item's "chosen" list
+            answers = (new.chosen if c else []) + (new.rejected if r else [])
+            probes.append(dataclasses.replace(new, chosen=answers, rejected=[]))
+            probe_subsets.append(subset)
+    scored = iter(score(probes, probe_subsets) if probes else [])
     credits = []
-    for (i, new), (c, r), fresh in zip(perturbed, sides, scored, strict=True):
-        values = iter(fresh.chosen)
+    for (i, new), (c, r) in zip(perturbed, sides, strict=True):
+        values = iter(next(scored).chosen if c or r else [])
         chosen = [next(values) for _ in new.chosen] if c else plain[i].chosen
         rejected = [next(values) for _ in new.rejected] if r else plain[i].rejected
         credits.append(M.item_credit(chosen, rejected))
