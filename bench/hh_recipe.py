@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 HH_DEV = ROOT.parent / "shared" / "data" / "hh-rlhf-harmless" / "dev.jsonl"
@@ -262,10 +264,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             run(name, args.threads)
     done = [OUT / "runs" / n / "run.json" for n in RUNS]
     table = {"split": split, "runs": [json.loads(p.read_text()) for p in done if p.exists()]}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "hh_recipe.json").write_text(json.dumps(table, indent=2))
-    (RESULTS / "hh_recipe.md").write_text(markdown(table))
-    print(markdown(table))
+    write_results(RESULTS / "hh_recipe", table, markdown(table))
     return table
 
 

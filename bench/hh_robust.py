@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 
+from common import write_results
 from hh_recipe import BEST_CONFIG, HH_DEV, ROOT, SPLIT, write_split
 
 RESULTS = ROOT / "bench" / "results"
@@ -297,10 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
         cost_file.write_text(json.dumps(scoring_cost(rounds=10, pairs=args.cost_pairs), indent=2))
     if cost_file.exists():
         table["scoring_cost"] = json.loads(cost_file.read_text())
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "hh_robust.json").write_text(json.dumps(table, indent=2))
-    (RESULTS / "hh_robust.md").write_text(markdown(table))
-    print(markdown(table))
+    write_results(RESULTS / "hh_robust", table, markdown(table))
     return table
 
 

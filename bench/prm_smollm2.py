@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 SHEPHERD = ROOT.parent / "shared" / "data" / "math-shepherd-gsm8k" / "dev.trl.jsonl"
@@ -148,10 +150,7 @@ def main(argv: list[str] | None = None) -> dict:
             json.dumps({n: evaluate(n) for n in ("synthetic_heldout", "shepherd_leftout")}, indent=2)
         )
     table = {"data": data, "train": trained, "eval": json.loads(evals.read_text())}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "prm_smollm2.json").write_text(json.dumps(table, indent=2))
-    (RESULTS / "prm_smollm2.md").write_text(markdown(table))
-    print(markdown(table))
+    write_results(RESULTS / "prm_smollm2", table, markdown(table))
     return table
 
 

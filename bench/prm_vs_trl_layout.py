@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
 import random
 import time
 from pathlib import Path
 
 import torch
+from common import tiny_llama_config, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -70,7 +70,7 @@ def rewardkit_step(model, features, pad_id, max_row_tokens=2048):
 
 
 def build(args):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForTokenClassification
+    from transformers import AutoTokenizer, LlamaForTokenClassification
 
     from rewardkit.core.loading import ensure_pad_token
     from rewardkit.core.steps import add_step_separator, load_token_classifier
@@ -78,17 +78,7 @@ def build(args):
     tokenizer = AutoTokenizer.from_pretrained(SMOLLM2)
     if args.quick:
         torch.manual_seed(0)
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            num_labels=2,
-            classifier_dropout=0.0,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        config = tiny_llama_config(len(tokenizer), 2, tokenizer.pad_token_id, classifier_dropout=0.0)
         config._attn_implementation = "sdpa"
         model = LlamaForTokenClassification(config)
     else:
@@ -154,11 +144,9 @@ def main(argv: list[str] | None = None) -> dict:
         }
     out["speedup"] = out["rewardkit"]["solutions_per_second"] / out["trl_layout"]["solutions_per_second"]
     out["token_ratio"] = out["trl_layout"]["tokens_computed"] / out["rewardkit"]["tokens_computed"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / ("prm_vs_trl_layout_quick" if args.quick else "prm_vs_trl_layout")
-    stem.with_suffix(".json").write_text(json.dumps(out, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown(out))
-    print(markdown(out))
+    write_results(
+        RESULTS / ("prm_vs_trl_layout_quick" if args.quick else "prm_vs_trl_layout"), out, markdown(out)
+    )
     return out
 
 

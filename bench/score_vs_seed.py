@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import tiny_llama_config, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -58,7 +59,6 @@ def make_checkpoint(out: Path, quick: bool) -> str:
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
-        LlamaConfig,
         LlamaForSequenceClassification,
     )
 
@@ -66,17 +66,7 @@ def make_checkpoint(out: Path, quick: bool) -> str:
     tokenizer = AutoTokenizer.from_pretrained(source)
     torch.manual_seed(0)
     if quick:
-        config = LlamaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=8192,
-            num_labels=1,
-            pad_token_id=tokenizer.pad_token_id,
-        )
+        config = tiny_llama_config(len(tokenizer), 1, tokenizer.pad_token_id, max_position_embeddings=8192)
         model = LlamaForSequenceClassification(config)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1, dtype=torch.float32)
@@ -257,10 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args)
     out = Path(args.out or RESULTS / ("score_vs_seed_quick" if args.quick else "score_vs_seed"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(out, report, markdown(report))
     return 0 if report["identical_within_tolerance"] else 1
 
 

@@ -23,6 +23,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import tiny_llama_config
+
 from rewardkit.scorers.base import Score
 from rewardkit.serve.app import create_app
 
@@ -58,22 +60,13 @@ class TinyLlamaRM:
 
     def __init__(self):
         import torch
-        from transformers import LlamaConfig, LlamaForSequenceClassification
+        from transformers import LlamaForSequenceClassification
 
         # One intra-op thread: the HTTP server and the clients need the other cores; with several,
         # a tiny model on a busy CPU spends its time waiting for its own threads.
         torch.set_num_threads(1)
         torch.manual_seed(0)
-        cfg = LlamaConfig(
-            vocab_size=264,
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            num_labels=1,
-            pad_token_id=self.PAD,
-        )
+        cfg = tiny_llama_config(264, 1, self.PAD)
         self.torch, self.model = torch, LlamaForSequenceClassification(cfg).eval()
 
     def _ids(self, conv) -> list[int]:

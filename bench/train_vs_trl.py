@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from common import tiny_llama_config, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -274,21 +275,11 @@ def interleaved_timing(spec: dict, batches: int, rounds: int = 1) -> dict:
 
 def quick_model(tokenizer_dir: Path, out: Path) -> Path:
     """A tiny random Llama sequence classifier with SmolLM2's vocabulary, saved to `out`."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        num_labels=1,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_llama_config(len(tokenizer), 1, tokenizer.pad_token_id, max_position_embeddings=2048)
     LlamaForSequenceClassification(config).save_pretrained(out)
     return out
 
@@ -440,11 +431,9 @@ def main(argv: list[str] | None = None) -> dict:
         "max_abs_loss_diff": max(abs(a - b) for a, b in losses),
         "static_tokens": static,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / ("train_vs_trl_quick" if args.quick else "train_vs_trl")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    stem.with_suffix(".md").write_text(markdown(result))
-    print(markdown(result))
+    write_results(
+        RESULTS / ("train_vs_trl_quick" if args.quick else "train_vs_trl"), result, markdown(result)
+    )
     return result
 
 
