@@ -3,12 +3,13 @@
 import math
 import random
 
+import numpy as np
 import pytest
 
 from rewardkit.data.schema import NWayItem
 from rewardkit.eval import metrics as M
 from rewardkit.eval.metrics import auroc
-from rewardkit.eval.robust import calibrated_summary, ensemble_summary, robust_markdown
+from rewardkit.eval.robust import calibrated_summary, ensemble_summary, mutual_information, robust_markdown
 from rewardkit.eval.stress import (
     CLOSERS,
     OPENERS,
@@ -124,11 +125,34 @@ def test_ensemble_summary_hand_worked():
     # mean - std: a: 1 - 0 vs 0 - 0 right; b: (1 - 1) vs (0.5 - 0.5) tie, wrong; c: (-0.5 - 1.5) vs (0.5 - 0.5) wrong
     assert acc["mean_minus_std (lambda 1)"] == pytest.approx(1 / 3)
     assert out["disagreement_auroc_ci"]["ci_low"] is None  # no resamples, no interval
+    signals = {k: v["value"] for k, v in out["uncertainty_auroc"].items()}
+    # mutual information: a 0 (same p), b 0.208, c 0.282 (below): the wrong pair highest -> 1;
+    # -|mean margin|: a -1, b -0.5, c -1: c ties a and is below b -> (0.5 + 0) / 2
+    assert signals == {
+        "std of member margins": 1.0,
+        "mutual information": 1.0,
+        "-|mean margin| (confidence)": 0.25,
+    }
     # resampled: every resample holding both classes puts the wrong pair's disagreement on top
     ci = ensemble_summary(records, lam=1.0, n_boot=50, seed=0)["disagreement_auroc_ci"]
     assert (ci["value"], ci["ci_low"], ci["ci_high"]) == (1.0, 1.0, 1.0)
     assert ensemble_summary([_record("x", 1.0, 0.0)], 1.0, 0, 0) is None  # not an ensemble
     assert "AUROC" in "\n".join(robust_markdown({"ensemble": out}))
+
+
+def test_mutual_information_hand_worked():
+    def h(p):
+        return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+    p1, p2 = 1 / (1 + math.exp(-2.0)), 1 / (1 + math.exp(1.0))  # margins 2 and -1
+    expected = h((p1 + p2) / 2) - (h(p1) + h(p2)) / 2
+    mi = mutual_information(np.array([[2.0, -1.0], [0.5, 0.5], [-1.0, 2.0], [30.0, 30.0]]))
+    assert mi[0] == pytest.approx(expected) and expected == pytest.approx(0.2081, abs=1e-4)
+    assert mi[1] == 0.0 and mi[2] == pytest.approx(
+        mi[0]
+    )  # agreement -> 0; the order of members is irrelevant
+    assert mi[3] == pytest.approx(0.0, abs=1e-9)  # both sure of the same answer, however large the margins
+    assert mutual_information(np.array([[40.0, -40.0]]))[0] == pytest.approx(math.log(2))  # sure and opposite
 
 
 def test_calibrated_summary_hand_worked():

@@ -3,8 +3,11 @@
 * **Ensembles** (a checkpoint from `rewardkit train --ensemble_size K`, whose `Score.sub_scores`
   carry `ensemble_std` and `member_i`): each pair's disagreement is the std across members of the
   member margins (member_i(chosen) − member_i(rejected)). Reported: the AUROC of that
-  disagreement for predicting the pairs the model ranks wrong (0.5 = uninformative), and the
-  accuracy of each aggregate (mean, min, mean − λ·std) and of each member.
+  disagreement for predicting the pairs the model ranks wrong (0.5 = uninformative), the same for
+  the members' mutual information (disagreement measured on P(chosen wins), where the ranking is
+  decided) and for −|mean margin| (the ensemble's own confidence, which any disagreement signal has
+  to beat to add something), and the accuracy of each aggregate (mean, min, mean − λ·std) and of
+  each member.
 * **Calibration** (`--calibrated`, a checkpoint from `rewardkit train --calibrate`): the ECE of
   P(chosen wins) = σ(margin) and of σ(margin / T), on the same reliability bins.
 """
@@ -39,8 +42,14 @@ def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, s
         return None
     chosen, rejected = np.stack([m[0] for m in mats]), np.stack([m[1] for m in mats])  # (pairs, K)
     subsets = [r.subset for r in pairs]
-    disagreement = (chosen - rejected).std(axis=1)
+    margins = chosen - rejected
+    disagreement = margins.std(axis=1)
     wrong = np.array([r.credit < 1 for r in pairs])
+    signals = {
+        "std of member margins": disagreement,
+        "mutual information": mutual_information(margins),
+        "-|mean margin| (confidence)": -np.abs(margins.mean(axis=1)),
+    }
     aggregates = {
         "mean": (chosen.mean(1), rejected.mean(1)),
         "min": (chosen.min(1), rejected.min(1)),
@@ -57,11 +66,34 @@ def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, s
         "disagreement_auroc": M.auroc(disagreement, wrong),
         "disagreement_auroc_ci": _auroc_ci(disagreement, wrong, n_boot, seed),
         "disagreement_mean": float(disagreement.mean()),
+        "uncertainty_auroc": {name: _auroc_ci(v, wrong, n_boot, seed) for name, v in signals.items()},
         "accuracy": {
             name: M.mean_stats((c > r).astype(float), subsets, n_boot, seed)[0]
             for name, (c, r) in aggregates.items()
         },
     }
+
+
+def mutual_information(margins: np.ndarray) -> np.ndarray:
+    """Per pair, the members' mutual information H(mean p) − mean H(p_k) in nats, p_k = σ(margin_k).
+
+    The epistemic part of the ensemble's predictive entropy (the "BALD" disagreement of deep
+    ensembles): 0 when the members give the same P(chosen wins), highest when they are confident
+    about opposite answers; unlike the std of the margins it does not grow with the margins' scale
+    where every member is sure of the same answer.
+
+    Example:
+        >>> mutual_information(np.array([[1.0, 1.0], [9.0, -9.0]])).round(3).tolist()
+        [0.0, 0.692]
+    """
+    p = 1.0 / (1.0 + np.exp(-np.asarray(margins, dtype=float)))
+    return _entropy(p.mean(axis=1)) - _entropy(p).mean(axis=1)
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """Binary entropy in nats (0 at p = 0 or 1)."""
+    q = np.clip(p, 1e-12, 1 - 1e-12)
+    return -(q * np.log(q) + (1 - q) * np.log(1 - q))
 
 
 def _auroc_ci(scores: np.ndarray, positive: np.ndarray, n_boot: int, seed: int) -> dict | None:
@@ -168,6 +200,17 @@ def robust_markdown(summary: dict) -> list[str]:
             f"**{'–' if auc is None else f'{auc:.3f}'}**{_auroc_interval(ens.get('disagreement_auroc_ci'))} "
             "(0.5 = no signal).",
             "",
+        ]
+        if ens.get("uncertainty_auroc"):
+            lines += ["| signal for a wrong pair | AUROC | 95% CI |", "|---|---|---|"]
+            for name, ci in ens["uncertainty_auroc"].items():
+                value = "–" if not ci else f"{ci['value']:.3f}"
+                interval = (
+                    "–" if not ci or ci["ci_low"] is None else f"[{ci['ci_low']:.3f}, {ci['ci_high']:.3f}]"
+                )
+                lines.append(f"| {name} | {value} | {interval} |")
+            lines.append("")
+        lines += [
             "| score | accuracy | 95% CI |",
             "|---|---|---|",
         ]
