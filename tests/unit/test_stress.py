@@ -127,17 +127,21 @@ def test_ensemble_summary_hand_worked():
     assert out["disagreement_auroc_ci"]["ci_low"] is None  # no resamples, no interval
     signals = {k: v["value"] for k, v in out["uncertainty_auroc"].items()}
     # mutual information: a 0 (same p), b 0.208, c 0.282 (below): the wrong pair highest -> 1;
-    # -|mean margin|: a -1, b -0.5, c -1: c ties a and is below b -> (0.5 + 0) / 2
+    # -abs(mean margin): a -1, b -0.5, c -1: c ties a and is below b -> (0.5 + 0) / 2
     assert signals == {
         "std of member margins": 1.0,
         "mutual information": 1.0,
-        "-|mean margin| (confidence)": 0.25,
+        "-abs(mean margin) (confidence)": 0.25,
     }
     # resampled: every resample holding both classes puts the wrong pair's disagreement on top
     ci = ensemble_summary(records, lam=1.0, n_boot=50, seed=0)["disagreement_auroc_ci"]
     assert (ci["value"], ci["ci_low"], ci["ci_high"]) == (1.0, 1.0, 1.0)
     assert ensemble_summary([_record("x", 1.0, 0.0)], 1.0, 0, 0) is None  # not an ensemble
-    assert "AUROC" in "\n".join(robust_markdown({"ensemble": out}))
+    text = "\n".join(robust_markdown({"ensemble": out}))
+    assert (
+        "| mutual information | 1.000 | – |" in text
+        and "| -abs(mean margin) (confidence) | 0.250 | – |" in text
+    )
 
 
 def test_mutual_information_hand_worked():

@@ -48,7 +48,7 @@ def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, s
     signals = {
         "std of member margins": disagreement,
         "mutual information": mutual_information(margins),
-        "-|mean margin| (confidence)": -np.abs(margins.mean(axis=1)),
+        "-abs(mean margin) (confidence)": -np.abs(margins.mean(axis=1)),
     }
     aggregates = {
         "mean": (chosen.mean(1), rejected.mean(1)),
