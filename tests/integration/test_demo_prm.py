@@ -39,3 +39,14 @@ def test_prm_demo_small_end_to_end(tmp_path, capsys):
     assert (
         config["architectures"] == ["BertForTokenClassification"] and config["step_separator"] == "<|step|>"
     )
+    # the encoder was made causal (--step_attention causal): a step's score does not see later steps
+    from rewardkit.demo.synthetic_steps import APPLES_BAD_STEPS, APPLES_STEPS_PROMPT
+    from rewardkit.scorers.prm import load_prm
+
+    assert config["is_decoder"] is True
+    rm = load_prm(str(out / "model"))
+    full = rm.score_steps(APPLES_STEPS_PROMPT, APPLES_BAD_STEPS).step_scores
+    assert full == pytest.approx(bad, abs=1e-6)
+    assert rm.score_steps(APPLES_STEPS_PROMPT, APPLES_BAD_STEPS[:2]).step_scores == pytest.approx(
+        full[:2], abs=1e-6
+    )

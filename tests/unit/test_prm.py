@@ -1,16 +1,24 @@
 """PRM model, training, export and scoring on tiny random models built here (fast, offline)."""
 
 import json
+import math
 
 import pytest
 import torch
 from conftest import record_sdpa_calls
 
-from rewardkit.core.steps import add_step_separator, good_probability
+from rewardkit.core.steps import add_step_separator, good_probability, make_causal
 from rewardkit.data.loading import DropReport
 from rewardkit.data.steps import StepExample
-from rewardkit.train.prm import prm_step_logits, soft_step_loss
-from rewardkit.train.prm_data import PackedStepCollator, StepCollator, tokenize_step_examples
+from rewardkit.errors import RewardkitError
+from rewardkit.train.prm import prm_step_logits, soft_step_loss, step_contrast_loss
+from rewardkit.train.prm_data import (
+    PackedStepCollator,
+    PromptGroupSampler,
+    StepCollator,
+    contrast_partners,
+    tokenize_step_examples,
+)
 
 EXAMPLES = [
     StepExample([{"role": "user", "content": "2+3*4?"}], ["3*4=12", "2+12=14", "So 14."], [1.0, 1.0, 1.0]),
@@ -184,3 +192,174 @@ def test_train_export_and_score_round_trip(tmp_path, char_tokenizer, use_peft):
     )
     ranking = rm.compare(ex.prompt, ["\n".join(ex.steps), "3*4=12"]).ranking
     assert sorted(ranking) == [0, 1]
+
+
+P, Q = [{"role": "user", "content": "q"}], [{"role": "user", "content": "r"}]
+
+
+def test_contrast_partners_hand_worked():
+    examples = [
+        StepExample(P, ["a", "b", "c"], [1.0, 1.0, 1.0]),  # 0: correct
+        StepExample(P, ["a", "x", "y"], [1.0, 0.0, 0.0]),  # 1: bad from step 1, after "a"
+        StepExample(P, ["z", "b"], [0.0, 0.0]),  # 2: bad from step 0 (empty prefix)
+        StepExample(P, ["a", "b", "w"], [1.0, 1.0, 0.3]),  # 3: soft-bad step 2, after "a", "b"
+        StepExample(P, ["q", "x"], [1.0, 0.0]),  # 4: bad from step 1, after "q" (nobody else's prefix)
+        StepExample(Q, ["a", "b", "c"], [1.0, 1.0, 1.0]),  # 5: another prompt
+        StepExample(P, ["a", "x"], [1.0, None]),  # 6: unlabelled step 1: neither side there
+    ]
+    groups, partners = contrast_partners(examples)
+    assert groups == [0, 0, 0, 0, 0, 1, 0]
+    # the good partners of a bad solution: same prompt, same steps before its first bad step, good there
+    # 1: 0 and 3 ("a" then a good "b"; 5 is another prompt, 6's step 1 is unlabelled)
+    # 2: every solution of P with a good step 0; 3: only 0 has "a", "b" and a good step 2
+    assert partners == [[], [(0, 1), (3, 1)], [(0, 0), (1, 0), (3, 0), (4, 0), (6, 0)], [(0, 2)], [], [], []]
+
+
+def test_step_contrast_loss_hand_worked():
+    # two-label logits: margins (1, -1, 0.5); pairs (good 0, bad 1) and (good 2, bad 1)
+    logits = torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 0.5]], requires_grad=True)
+    loss = step_contrast_loss(logits, torch.tensor([[0, 1], [2, 1]]))
+    expected = (math.log1p(math.exp(-2.0)) + math.log1p(math.exp(-1.5))) / 2
+    assert loss.item() == pytest.approx(expected)
+    loss.backward()
+    # d/d margin_good = -sigmoid(-(diff)) / 2; the bad step gets minus the sum; margin = l1 - l0
+    g0, g2 = -1 / (1 + math.exp(2.0)) / 2, -1 / (1 + math.exp(1.5)) / 2
+    assert logits.grad.flatten().tolist() == pytest.approx([-g0, g0, g0 + g2, -(g0 + g2), -g2, g2])
+    one = torch.tensor([[1.0], [1.0]])  # one-label head: the logit is the margin; equal margins -> ln 2
+    assert step_contrast_loss(one, torch.tensor([[0, 1]])).item() == pytest.approx(math.log(2))
+    empty = step_contrast_loss(logits, torch.zeros((0, 2), dtype=torch.long))
+    assert empty.item() == 0.0 and empty.requires_grad
+
+
+def test_collators_give_the_contrast_pairs_present_in_the_batch():
+    feats = [
+        {
+            "input_ids": [5, 9, 6, 9],
+            "step_positions": [1, 3],
+            "step_labels": [1.0, 1.0],
+            "example_id": 4,
+            "contrast_good": [],
+            "contrast_step": [],
+        },
+        {
+            "input_ids": [5, 9, 7, 9],
+            "step_positions": [1, 3],
+            "step_labels": [1.0, 0.0],
+            "example_id": 7,
+            "contrast_good": [4, 2],
+            "contrast_step": [1, 1],
+        },  # partner 2 is not in the batch
+        {
+            "input_ids": [5, 9],
+            "step_positions": [1],
+            "step_labels": [1.0],
+            "example_id": 8,
+            "contrast_good": [4],
+            "contrast_step": [1],
+        },  # its step 1 was cut off
+    ]
+    padded = StepCollator(pad_token_id=0)(feats)
+    assert padded["contrast_index"].tolist() == [[1, 3]]  # flat steps: 4:0, 4:1, 7:0, 7:1, 8:0
+    packed = PackedStepCollator(pad_token_id=0, max_row_tokens=16)(feats)
+    order = [(e, s) for e, s in zip(packed["example_ids"].tolist(), packed["step_index"].tolist())]
+    good, bad = packed["contrast_index"].tolist()[0]
+    assert (order[good], order[bad]) == ((4, 1), (7, 1))
+    assert packed["labels"][good] == 1.0 and packed["labels"][bad] == 0.0
+    assert "contrast_index" not in StepCollator(pad_token_id=0)(
+        [{k: feats[0][k] for k in list(feats[0])[:4]}]
+    )
+
+
+def test_prompt_group_sampler_keeps_prompts_together():
+    groups = [0, 1, 0, 2, 1, 0]
+    sampler = PromptGroupSampler(groups, seed=3)
+    first, second = list(sampler), list(sampler)
+    for order in (first, second):
+        assert sorted(order) == list(range(6)) and len(sampler) == 6
+        runs = [groups[i] for i in order]
+        assert [g for j, g in enumerate(runs) if j == 0 or g != runs[j - 1]] == sorted(
+            set(groups), key=runs.index
+        )
+    assert list(PromptGroupSampler(groups, seed=3)) == first  # seeded
+    orders = {tuple(PromptGroupSampler(groups, seed=s)) for s in range(6)}
+    assert len(orders) > 1  # the prompt order is shuffled
+
+
+def test_train_with_step_contrast_logs_the_twin_pairs(tmp_path, char_tokenizer):
+    """--step_contrast_weight: each wrong synthetic solution meets its correct twin in the batch."""
+    from rewardkit.cli import main
+    from rewardkit.demo.synthetic_steps import make_step_set, to_trl_row
+
+    base = tmp_path / "base"
+    tiny_token_llama(char_tokenizer).save_pretrained(base)
+    char_tokenizer.save_pretrained(base)
+    data = tmp_path / "steps.jsonl"
+    data.write_text("".join(json.dumps(to_trl_row(e)) + "\n" for e in make_step_set(3, seed=0)))
+    out = tmp_path / "prm"
+    flags = ["--model_name_or_path", str(base), "--train_file_dir", str(data), "--output_dir", str(out)]
+    flags += ["--max_steps", "1", "--per_device_train_batch_size", "6", "--logging_steps", "1"]
+    flags += ["--max_length", "2048", "--report_to", "none", "--save_strategy", "no", "--use_cpu", "true"]
+    flags += ["--validation_split_percentage", "0", "--step_contrast_weight", "1.0"]
+    assert main(["train", "--objective", "prm", *flags]) == 0
+    (log,) = [e for e in json.loads((out / "trainer_state.json").read_text())["log_history"] if "loss" in e]
+    assert log["step_contrast_pairs"] == 3 and 0 < log["step_contrast_loss"] < log["loss"]
+
+
+def tiny_token_bert(tokenizer):
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(tokenizer) + 1,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_labels=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return BertForTokenClassification(cfg).eval()
+
+
+def test_make_causal_encoder_scores_a_step_from_its_prefix_only(tmp_path, char_tokenizer):
+    from transformers import AutoModelForTokenClassification
+
+    model = tiny_token_bert(char_tokenizer)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    later = ids.clone()
+    later[0, -1] = 12  # only the last token differs
+    with torch.no_grad():
+        assert not torch.allclose(model(input_ids=ids).logits[0, 0], model(input_ids=later).logits[0, 0])
+        make_causal(model)
+        a, b = model(input_ids=ids).logits[0], model(input_ids=later).logits[0]
+    assert torch.equal(a[:4], b[:4]) and not torch.allclose(a[4], b[4])
+    model.save_pretrained(tmp_path / "m")  # config.json says is_decoder: transformers alone loads it causal
+    again = AutoModelForTokenClassification.from_pretrained(tmp_path / "m").eval()
+    assert again.config.is_decoder and not again.config.use_cache
+    with torch.no_grad():
+        padded = again(
+            input_ids=torch.cat([ids, later]), attention_mask=torch.tensor([[1] * 5, [1] * 4 + [0]])
+        )
+    assert torch.allclose(padded.logits[0], a, atol=1e-6) and torch.allclose(
+        padded.logits[1, :4], a[:4], atol=1e-6
+    )
+
+
+def test_make_causal_refuses_a_model_that_stays_bidirectional():
+    from types import SimpleNamespace
+
+    class MeanPooled(torch.nn.Module):  # every position sees the whole row, whatever the config says
+        def __init__(self):
+            super().__init__()
+            self.config = SimpleNamespace(model_type="meanpooled", is_decoder=False, use_cache=True)
+            self.emb = torch.nn.Embedding(16, 2)
+
+        def forward(self, input_ids, attention_mask=None):
+            return SimpleNamespace(
+                logits=self.emb(input_ids).mean(1, keepdim=True).expand(-1, input_ids.shape[1], -1)
+            )
+
+    with pytest.raises(
+        RewardkitError, match="meanpooled has no causal attention mode.*--step_attention bidirectional"
+    ):
+        make_causal(MeanPooled())

@@ -177,6 +177,22 @@ class ScriptArguments:
     train_on_last_step_only: bool = field(
         default=False, metadata={"help": "PRM: learn only each solution's last step."}
     )
+    step_attention: str = field(
+        default="causal",
+        metadata={
+            "help": "PRM on an encoder: causal (a step's score sees only the steps so far, as in a decoder; "
+            "saved as is_decoder in config.json) or bidirectional. Decoders are causal anyway.",
+            "choices": ["causal", "bidirectional"],
+        },
+    )
+    step_contrast_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "PRM: weight of a step-contrast term: where two solutions of one prompt share their steps "
+            "up to a step labelled good in one and bad in the other, -log sigmoid(good step margin - bad "
+            "step margin); batches then hold whole prompts. 0: off."
+        },
+    )
     prm800k_neutral: str = field(
         default="good",
         metadata={"help": "PRM: what a PRM800K rating of 0 means.", "choices": ["good", "bad"]},
@@ -231,6 +247,7 @@ class ScriptArguments:
             raise RewardkitError("--center_rewards_coefficient must be >= 0")
         check_choice("export", self.export, ("merged", "adapter", "both"))
         check_choice("packing", self.packing, ("auto", "on", "off"))
+        check_choice("step_attention", self.step_attention, ("causal", "bidirectional"))
         check_template_name(self.template_name)
         check_robust_training(self)
 
@@ -243,6 +260,7 @@ def check_robust_training(args: ScriptArguments) -> None:
         "orthogonality_weight",
         "ensemble_lambda",
         "debias_window",
+        "step_contrast_weight",
     ):
         if getattr(args, name) < 0:
             raise RewardkitError(f"--{name} must be >= 0, got {getattr(args, name)}")

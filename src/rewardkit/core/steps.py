@@ -13,6 +13,12 @@ and vLLM (`step_tag_id`). Its embedding row is added with the vocabulary's mean 
 `mean_resizing`); a LoRA run leaves it there, which is enough: the step's score comes from what the
 separator attends to. The checkpoint's config.json records `step_separator`, `step_separator_id`
 and `prm_aggregate`, which is how `load_reward_model` recognises a PRM.
+
+Encoders (BERT-like) attend both ways, so a step's score would depend on the steps after it: a
+mistake in step 3 would lower steps 1 and 2 too, and a partial solution (step-level search) would
+score differently once more steps are appended. `make_causal` turns such an encoder's attention
+causal (`is_decoder` in its config, saved in config.json so that transformers loads it causal
+again), which `rewardkit train --objective prm` does by default (`--step_attention causal`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,30 @@ from rewardkit.errors import RewardkitError, first_line
 DEFAULT_STEP_SEPARATOR = "<|step|>"
 AGGREGATES = ("min", "prod", "last", "mean")
 SEPARATOR_KEY = "step_separator"  # the config.json key that marks a checkpoint as a PRM
+
+
+def make_causal(model) -> None:
+    """Make an encoder's self-attention causal (config `is_decoder`, every attention module `is_causal`),
+    checked: the first token's output must not change with the last token, with or without a padding
+    mask; raises if it does (a model whose config's is_decoder does nothing, e.g. DistilBERT).
+    """
+    base = unwrap(model)
+    config = base.config
+    config.is_decoder, config.use_cache = True, False
+    for module in base.modules():
+        if hasattr(module, "is_causal"):
+            module.is_causal = True
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 7, 9]], device=next(base.parameters()).device)
+    training = base.training
+    base.eval()
+    with torch.no_grad():  # with and without a padding mask (some models drop `is_causal` under a mask)
+        first = [base(input_ids=ids, attention_mask=mask).logits[:, 0].float() for mask in (None, ids > 0)]
+    base.train(training)
+    if not all(torch.allclose(f[0], f[1], atol=1e-5) for f in first):
+        raise RewardkitError(
+            f"--step_attention causal: {config.model_type} has no causal attention mode "
+            "(its config's is_decoder is not used); give --step_attention bidirectional"
+        )
 
 
 def load_token_classifier(

@@ -63,7 +63,12 @@ def run_prm_demo(args) -> dict:
             train_sampling_strategy="group_by_length",
             use_cpu=not torch.cuda.is_available(),
         ),
-        ScriptArguments(use_peft=args.use_peft, template_name="auto", objective="prm"),
+        ScriptArguments(
+            use_peft=args.use_peft,
+            template_name="auto",
+            objective="prm",
+            step_contrast_weight=args.step_contrast_weight,
+        ),
     )
     rm = load_prm(str(model_dir))
     results = run_step_eval(

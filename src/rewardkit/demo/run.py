@@ -28,6 +28,10 @@ class DemoArguments:
         default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."}
     )
     seed: int = field(default=0, metadata={"help": "Random seed."})
+    step_contrast_weight: float = field(
+        default=0.0,
+        metadata={"help": "PRM: weight of the step-contrast term (train's --step_contrast_weight)."},
+    )
     objective: str = field(
         default="pairwise",
         metadata={

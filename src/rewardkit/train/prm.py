@@ -3,6 +3,10 @@
 The model is `AutoModelForTokenClassification` with two labels (bad, good) read at the step
 separator after each step (`core.steps`); the loss is soft-label cross-entropy on those positions
 only; metrics are step accuracy, F1 on bad steps and first-error accuracy (`eval.prm_metrics`).
+With `--step_contrast_weight` a step-contrast term is added (`step_contrast_loss`, pairs from
+`train.prm_data.contrast_partners`): at the step where a solution goes wrong and a solution of the same
+prompt with the same steps before it does not, the good step's margin must beat the bad one's, which
+the step's position cannot explain.
 Every other part (LoRA with the head always trained, full fine-tuning, gradient checkpointing,
 distributed training, resuming) is the pairwise trainer's and transformers.Trainer's own.
 """
@@ -22,10 +26,12 @@ from transformers import Trainer
 from rewardkit.config import DataArguments, ModelArguments, ScriptArguments
 from rewardkit.core.loading import ensure_pad_token, quantization_config, torch_dtype
 from rewardkit.core.packing import supports_packing
+from rewardkit.core.rewards import is_decoder
 from rewardkit.core.steps import (
     add_step_separator,
     good_probability,
     load_token_classifier,
+    make_causal,
     packed_step_logits,
     step_logits,
 )
@@ -35,7 +41,12 @@ from rewardkit.data.tokenize import install_chat_template
 from rewardkit.eval.prm_metrics import bad_step_f1, first_error_stats, step_accuracy
 from rewardkit.train.export import export_model
 from rewardkit.train.lora import load_train_tokenizer, lora_from_args, model_load_options
-from rewardkit.train.prm_data import PackedStepCollator, StepCollator, tokenize_step_examples
+from rewardkit.train.prm_data import (
+    PackedStepCollator,
+    PromptGroupSampler,
+    StepCollator,
+    tokenize_step_examples,
+)
 
 logger = logging.getLogger("rewardkit.train")
 
@@ -54,6 +65,24 @@ def soft_step_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target)
     logp = torch.log_softmax(logits, dim=-1)
     return -(target * logp[:, 1] + (1 - target) * logp[:, 0]).mean()
+
+
+def step_margin(logits: torch.Tensor) -> torch.Tensor:
+    """(steps,) logit of P(good): logit[good] - logit[bad], or the one logit of a one-label head."""
+    logits = logits.float()
+    return logits[:, 0] if logits.shape[-1] == 1 else logits[:, 1] - logits[:, 0]
+
+
+def step_contrast_loss(logits: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+    """Mean -log sigmoid(margin[good] - margin[bad]) over (P, 2) [good, bad] flat step indices (0 if none).
+
+    Example: margins 1 (good) and 1 (bad) give ln 2 = 0.6931.
+    """
+    margin = step_margin(logits)
+    if pairs.numel() == 0:
+        return margin.sum() * 0.0
+    pairs = pairs.to(margin.device)
+    return -torch.nn.functional.logsigmoid(margin[pairs[:, 0]] - margin[pairs[:, 1]]).mean()
 
 
 def prm_step_logits(model, batch: dict) -> torch.Tensor:
@@ -92,14 +121,27 @@ def compute_prm_metrics(eval_pred) -> dict[str, float]:
 class PRMTrainer(Trainer):
     """transformers.Trainer with the step loss; overrides only `compute_loss`, `prediction_step`, `log`."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, step_contrast_weight: float = 0.0, **kwargs):
         kwargs.setdefault("compute_metrics", compute_prm_metrics)
         super().__init__(*args, **kwargs)
+        self.step_contrast_weight = step_contrast_weight
         self._train_stats: dict[str, list[float]] = defaultdict(list)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if self.step_contrast_weight and "group" in getattr(dataset, "column_names", ()):
+            return PromptGroupSampler(dataset["group"], self.args.seed)
+        return super()._get_train_sampler(train_dataset)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         logits = prm_step_logits(model, inputs)
         loss = soft_step_loss(logits, inputs["labels"])
+        if self.step_contrast_weight and "contrast_index" in inputs:
+            contrast = step_contrast_loss(logits, inputs["contrast_index"])
+            loss = loss + self.step_contrast_weight * contrast
+            if model.training:
+                self._train_stats["step_contrast_loss"].append(float(contrast.detach()))
+                self._train_stats["step_contrast_pairs"].append(len(inputs["contrast_index"]))
         if model.training:
             probs = good_probability(logits.detach()).cpu().numpy()
             labels = inputs["labels"].cpu().numpy().tolist()
@@ -147,6 +189,7 @@ def run_train_prm(
             max_length,
             report,
             last_step_only=script_args.train_on_last_step_only,
+            contrast=bool(script_args.step_contrast_weight) and split == "train",
         )
         logger.info("%s: %d solutions (%d cut short to fit %d tokens)", split, len(ds), cut, max_length)
         return ds
@@ -168,6 +211,7 @@ def run_train_prm(
         eval_dataset=eval_ds,
         processing_class=tokenizer,
         data_collator=collator,
+        step_contrast_weight=script_args.step_contrast_weight,
     )
     metrics: dict = {"data": report.to_dict(), "max_length": max_length, "step_separator_id": separator_id}
     if training_args.do_train:
@@ -212,6 +256,9 @@ def _load(model_args: ModelArguments, script_args: ScriptArguments):
         **model_load_options(model_args),
     )
     ensure_pad_token(tokenizer, model)
+    if script_args.step_attention == "causal" and not is_decoder(model):
+        make_causal(model)
+        logger.info("encoder attention made causal (--step_attention causal)")
     separator_id = add_step_separator(tokenizer, model, script_args.step_separator)
     logger.info("chat template: %s", install_chat_template(tokenizer, script_args.template_name))
     logger.info("step separator %r (token id %d)", script_args.step_separator, separator_id)

@@ -6,7 +6,15 @@ padding between them, each in its own block of the block-diagonal mask with posi
 so every step score and gradient equals the padded layout's (tests/unit/test_prm.py checks 1e-5).
 
 Both give `label_index`, the flat index (row * width + column) of every labelled separator token,
-and `labels` (P(good) targets, NaN where a step is unlabelled), `example_ids`, `step_index`.
+and `labels` (P(good) targets, NaN where a step is unlabelled), `example_ids`, `step_index`; and,
+when the rows carry contrast partners (`--step_contrast_weight`), `contrast_index`: (good, bad) flat
+step indices of the contrast pairs whose two solutions are both in the batch.
+
+Contrast pairs: two solutions of the same prompt whose steps are the same text up to a step k that
+one labels good and the other bad (a wrong solution and its correct twin, or two Math-Shepherd
+completions that part at k). The bad one's row lists its good partners (`contrast_good`) and the
+step (`contrast_step`); `PromptGroupSampler` keeps a prompt's solutions next to each other so that
+partners share batches.
 """
 
 from __future__ import annotations
@@ -30,17 +38,22 @@ def tokenize_step_examples(
     report: DropReport,
     *,
     last_step_only: bool = False,
+    contrast: bool = False,
 ):
     """(`datasets.Dataset` of input_ids, step_positions, step_labels, example_id; solutions cut short).
 
     Solutions whose first step does not fit are dropped ("too_long" in `report`); trailing steps
     that do not fit are left out with their labels (the solution is kept and counted as cut short). With `last_step_only`
-    only each solution's last kept step is labelled (TRL's `train_on_last_step_only`).
+    only each solution's last kept step is labelled (TRL's `train_on_last_step_only`). With `contrast`
+    the rows also carry their prompt group and contrast partners (`contrast_partners`).
     """
     from datasets import Dataset
 
     cut = 0
     rows = {"input_ids": [], "step_positions": [], "step_labels": [], "example_id": []}
+    if contrast:
+        rows.update(group=[], contrast_good=[], contrast_step=[])
+        groups, partners = contrast_partners(examples)
     for i, ex in enumerate(examples):
         enc = encode_steps(tokenizer, ex.prompt_messages(), ex.steps, separator_id, max_length)
         if enc is None:
@@ -54,25 +67,102 @@ def tokenize_step_examples(
         rows["step_positions"].append(enc.step_positions)
         rows["step_labels"].append(labels)
         rows["example_id"].append(i)
+        if contrast:
+            rows["group"].append(groups[i])
+            rows["contrast_good"].append([j for j, _ in partners[i]])
+            rows["contrast_step"].append([k for _, k in partners[i]])
     return Dataset.from_dict(rows), cut
+
+
+def contrast_partners(examples: list[StepExample]) -> tuple[list[int], list[list[tuple[int, int]]]]:
+    """(prompt group id per example, [(good partner, step k)] per example where it is the bad side).
+
+    Example:
+        >>> p = [{"role": "user", "content": "q"}]
+        >>> good = StepExample(p, ["a", "b", "c"], [1.0, 1.0, 1.0])
+        >>> bad = StepExample(p, ["a", "x", "y"], [1.0, 0.0, 0.0])
+        >>> other = StepExample([{"role": "user", "content": "r"}], ["a", "x"], [1.0, 1.0])
+        >>> contrast_partners([good, bad, other])
+        ([0, 0, 1], [[], [(0, 1)], []])
+    """
+    import json
+
+    keys: dict[str, int] = {}
+    groups = [keys.setdefault(json.dumps(ex.prompt_messages(), sort_keys=True), len(keys)) for ex in examples]
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    partners: list[list[tuple[int, int]]] = [[] for _ in examples]
+    for idx in members.values():
+        for a in idx:
+            for b in idx:
+                k = _parting_step(examples[a], examples[b])
+                if k is not None:
+                    partners[b].append((a, k))
+    return groups, partners
+
+
+def _parting_step(good: StepExample, bad: StepExample) -> int | None:
+    """The step k where `bad` is first labelled bad, if `good` has the same steps before k and a good step k."""
+    k = next((j for j, v in enumerate(bad.labels) if v is not None and v < 0.5), None)
+    if k is None or k >= len(good.steps) or good.steps[:k] != bad.steps[:k]:
+        return None
+    label = good.labels[k]
+    return k if label is not None and label >= 0.5 else None
+
+
+class PromptGroupSampler(torch.utils.data.Sampler):
+    """Every solution once per epoch, the prompts in a seeded random order and each prompt's solutions
+    together, so that contrast partners share a batch (but where a batch boundary cuts a prompt).
+
+    Example:
+        >>> sorted(PromptGroupSampler([0, 1, 0, 1], seed=0))
+        [0, 1, 2, 3]
+    """
+
+    def __init__(self, groups: list[int], seed: int):
+        self.members: dict[int, list[int]] = {}
+        for i, g in enumerate(groups):
+            self.members.setdefault(g, []).append(i)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.n = len(groups)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        order = list(self.members)
+        for g in torch.randperm(len(order), generator=self.generator).tolist():
+            yield from self.members[order[g]]
 
 
 def _step_fields(features: list[dict], offsets: list[int]) -> dict:
     """label_index / labels / example_ids / step_index of every step, solutions in feature order."""
     index, labels, ids, steps = [], [], [], []
+    flat: dict[tuple[int, int], int] = {}  # (example id, step) -> position in the flat step arrays
     for f, offset in zip(features, offsets):
         for j, (pos, label) in enumerate(zip(f["step_positions"], f["step_labels"])):
+            flat[(f.get("example_id", 0), j)] = len(index)
             index.append(offset + pos)
             labels.append(math.nan if label is None else label)
             ids.append(f.get("example_id", 0))
             steps.append(j)
-    return {
+    out = {
         "label_index": torch.tensor(index, dtype=torch.long),
         "labels": torch.tensor(labels, dtype=torch.float32),
         "example_ids": torch.tensor(ids, dtype=torch.long),
         "step_index": torch.tensor(steps, dtype=torch.long),
         "return_loss": True,
     }
+    if features and "contrast_good" in features[0]:
+        pairs = [
+            (flat[(partner, k)], flat[(f["example_id"], k)])
+            for f in features
+            for partner, k in zip(f["contrast_good"], f["contrast_step"])
+            if (partner, k) in flat and (f["example_id"], k) in flat
+        ]
+        out["contrast_index"] = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
+    return out
 
 
 @dataclass
