@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import record_sdpa_calls
+from conftest import make_tiny_bert, record_sdpa_calls
 
 from rewardkit.core.steps import add_step_separator, good_probability, make_causal
 from rewardkit.data.loading import DropReport
@@ -306,19 +306,13 @@ def test_train_with_step_contrast_logs_the_twin_pairs(tmp_path, char_tokenizer):
 
 
 def tiny_token_bert(tokenizer):
-    from transformers import BertConfig, BertForTokenClassification
+    """conftest's tiny BERT with a two-label token head instead of its sequence head."""
+    from transformers import BertForTokenClassification
 
+    config = make_tiny_bert(tokenizer).config
+    config.num_labels = 2
     torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=len(tokenizer) + 1,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_labels=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return BertForTokenClassification(cfg).eval()
+    return BertForTokenClassification(config).eval()
 
 
 def test_make_causal_encoder_scores_a_step_from_its_prefix_only(tmp_path, char_tokenizer):
