@@ -64,9 +64,9 @@ def ensemble_summary(records: Sequence[M.ItemScores], lam: float, n_boot: int, s
         "n_pairs": len(pairs),
         "n_wrong": int(wrong.sum()),
         "disagreement_auroc": M.auroc(disagreement, wrong),
-        "disagreement_auroc_ci": _auroc_ci(disagreement, wrong, n_boot, seed),
+        "disagreement_auroc_ci": auroc_ci(disagreement, wrong, n_boot, seed),
         "disagreement_mean": float(disagreement.mean()),
-        "uncertainty_auroc": {name: _auroc_ci(v, wrong, n_boot, seed) for name, v in signals.items()},
+        "uncertainty_auroc": {name: auroc_ci(v, wrong, n_boot, seed) for name, v in signals.items()},
         "accuracy": {
             name: M.mean_stats((c > r).astype(float), subsets, n_boot, seed)[0]
             for name, (c, r) in aggregates.items()
@@ -96,7 +96,7 @@ def _entropy(p: np.ndarray) -> np.ndarray:
     return -(q * np.log(q) + (1 - q) * np.log(1 - q))
 
 
-def _auroc_ci(scores: np.ndarray, positive: np.ndarray, n_boot: int, seed: int) -> dict | None:
+def auroc_ci(scores: np.ndarray, positive: np.ndarray, n_boot: int, seed: int) -> dict | None:
     """The AUROC with a percentile interval over pairs resampled with replacement (None: one class only)."""
     point = M.auroc(scores, positive)
     if point is None:
