@@ -103,3 +103,26 @@ def test_position_only_baseline_auroc_by_hand():
     s = summarize_steps(scores, labels, examples, threshold=0.5, n_boot=0, seed=0)
     assert s["steps"]["position_auroc"]["value"] == pytest.approx(5.5 / 6)
     assert s["steps"]["auroc"]["value"] == 1.0  # the scores themselves separate perfectly
+
+
+def test_demo_learning_rate_default_depends_on_the_objective(monkeypatch, tmp_path):
+    import rewardkit.demo.prm as prm_demo
+    import rewardkit.train.run as train_run
+    from rewardkit.demo.run import DemoArguments, run_demo
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(model_args, data_args, training_args, script_args):
+        raise Stop(training_args.learning_rate)
+
+    monkeypatch.setattr(train_run, "run_train", fake_train)
+    with pytest.raises(Stop, match=r"^0\.0001$"):
+        run_demo(DemoArguments(output_dir=str(tmp_path), n_train=4, n_eval=2))
+
+    seen = []
+    monkeypatch.setattr(prm_demo, "run_prm_demo", lambda args: seen.append(args) or {})
+    run_demo(DemoArguments(objective="prm"))
+    run_demo(DemoArguments(objective="prm", learning_rate=5e-5))
+    assert [a.learning_rate for a in seen] == [2e-4, 5e-5]
+    assert (seen[0].step_contrast_weight, seen[0].step_attention) == (10.0, "causal")

@@ -68,6 +68,7 @@ def run_prm_demo(args) -> dict:
             template_name="auto",
             objective="prm",
             step_contrast_weight=args.step_contrast_weight,
+            step_attention=args.step_attention,
         ),
     )
     rm = load_prm(str(model_dir))

@@ -20,7 +20,9 @@ class DemoArguments:
     n_train: int = field(default=2000, metadata={"help": "Synthetic training pairs (seed 0)."})
     n_eval: int = field(default=400, metadata={"help": "Held-out synthetic pairs (seed 1)."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Training epochs."})
-    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate."})
+    learning_rate: float | None = field(
+        default=None, metadata={"help": "Peak learning rate (default 1e-4; 2e-4 with --objective prm)."}
+    )
     per_device_train_batch_size: int = field(default=16, metadata={"help": "Pairs per step."})
     max_length: int = field(default=256, metadata={"help": "Tokens per conversation."})
     use_peft: bool = field(default=False, metadata={"help": "LoRA instead of full fine-tuning."})
@@ -28,8 +30,15 @@ class DemoArguments:
         default=None, metadata={"help": "Backbone (default: packaged MiniLM-L6)."}
     )
     seed: int = field(default=0, metadata={"help": "Random seed."})
+    step_attention: str = field(
+        default="causal",
+        metadata={
+            "help": "PRM: the encoder's attention (train's --step_attention).",
+            "choices": ["causal", "bidirectional"],
+        },
+    )
     step_contrast_weight: float = field(
-        default=0.0,
+        default=10.0,
         metadata={"help": "PRM: weight of the step-contrast term (train's --step_contrast_weight)."},
     )
     objective: str = field(
@@ -60,6 +69,8 @@ def _write_jsonl(pairs: list[PreferencePair], path: Path) -> None:
 
 def run_demo(args: DemoArguments) -> dict:
     """Generate data, train, report held-out accuracy, then score the seed article's apples example."""
+    if args.learning_rate is None:
+        args.learning_rate = 2e-4 if args.objective == "prm" else 1e-4
     if args.objective == "prm":
         from rewardkit.demo.prm import run_prm_demo
 
