@@ -35,6 +35,12 @@ def test_help_lists_robustness_flags(command, capsys):
         ),
         ({"length_debias": True, "ensemble_size": 3}, "choose one"),
         ({"length_debias": True, "export": "adapter"}, "use --export merged"),
+        ({"step_contrast_weight": -1.0}, "--step_contrast_weight must be >= 0"),
+        (
+            {"step_contrast_weight": 1.0, "train_on_last_step_only": True},
+            "--train_on_last_step_only only the last",
+        ),
+        ({"step_attention": "both"}, "step_attention"),
     ],
 )
 def test_bad_robustness_flags_are_one_line_errors(kwargs, message):

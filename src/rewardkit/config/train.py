@@ -268,6 +268,11 @@ def check_robust_training(args: ScriptArguments) -> None:
         raise RewardkitError(f"--ensemble_size must be at least 1, got {args.ensemble_size}")
     if args.ensemble_aggregate not in ENSEMBLE_AGGREGATES:
         raise RewardkitError(f"--ensemble_aggregate: accepted values are {', '.join(ENSEMBLE_AGGREGATES)}")
+    if args.step_contrast_weight and args.train_on_last_step_only:
+        raise RewardkitError(
+            "--step_contrast_weight trains the step where two solutions part, --train_on_last_step_only "
+            "only the last step: choose one"
+        )
     if args.length_debias and args.ensemble_size > 1:
         raise RewardkitError("--length_debias and --ensemble_size > 1: choose one (each needs its own heads)")
     if args.length_debias and args.export != "merged":

@@ -89,17 +89,22 @@ def contrast_partners(examples: list[StepExample]) -> tuple[list[int], list[list
 
     keys: dict[str, int] = {}
     groups = [keys.setdefault(json.dumps(ex.prompt_messages(), sort_keys=True), len(keys)) for ex in examples]
-    members: dict[int, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
     partners: list[list[tuple[int, int]]] = [[] for _ in examples]
-    for idx in members.values():
+    for idx in group_members(groups).values():
         for a in idx:
             for b in idx:
                 k = _parting_step(examples[a], examples[b])
                 if k is not None:
                     partners[b].append((a, k))
     return groups, partners
+
+
+def group_members(groups: list[int]) -> dict[int, list[int]]:
+    """{group id: indices with that id, in order}, groups in order of first appearance."""
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    return members
 
 
 def _parting_step(good: StepExample, bad: StepExample) -> int | None:
@@ -121,9 +126,7 @@ class PromptGroupSampler(torch.utils.data.Sampler):
     """
 
     def __init__(self, groups: list[int], seed: int):
-        self.members: dict[int, list[int]] = {}
-        for i, g in enumerate(groups):
-            self.members.setdefault(g, []).append(i)
+        self.members = group_members(groups)
         self.generator = torch.Generator().manual_seed(seed)
         self.n = len(groups)
 
