@@ -29,6 +29,7 @@ from rewardkit.config.common import (
     ENSEMBLE_AGGREGATES,
     JUDGE_MODES,
     KINDS,
+    STEP_ATTENTIONS,
     TEMPLATES_HELP,
     check_at_least,
     check_choice,
@@ -45,6 +46,7 @@ from rewardkit.config.train import (
 __all__ = [
     "DTYPE_NAMES",
     "ENSEMBLE_AGGREGATES",
+    "STEP_ATTENTIONS",
     "JUDGE_MODES",
     "KINDS",
     "TEMPLATES_HELP",

@@ -9,6 +9,7 @@ KINDS = ("auto", "seq_classifier", "value_head", "remote_code", "function", "gen
 DTYPE_NAMES = ("auto", "bfloat16", "float16", "float32")
 JUDGE_MODES = ("pairwise", "pointwise", "logprob")
 ENSEMBLE_AGGREGATES = ("mean", "min", "mean_minus_std")  # what `Score.score` of a head ensemble is
+STEP_ATTENTIONS = ("causal", "bidirectional")  # a PRM encoder's attention (core.steps.make_causal)
 TEMPLATES_HELP = templates_help()  # from the template registry (data/templates.py); validated against it
 
 

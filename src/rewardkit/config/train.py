@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from rewardkit.config.common import (
     DTYPE_NAMES,
     ENSEMBLE_AGGREGATES,
+    STEP_ATTENTIONS,
     TEMPLATES_HELP,
     check_at_least,
     check_choice,
@@ -182,7 +183,7 @@ class ScriptArguments:
         metadata={
             "help": "PRM on an encoder: causal (a step's score sees only the steps so far, as in a decoder; "
             "saved as is_decoder in config.json) or bidirectional. Decoders are causal anyway.",
-            "choices": ["causal", "bidirectional"],
+            "choices": list(STEP_ATTENTIONS),
         },
     )
     step_contrast_weight: float = field(
@@ -247,7 +248,7 @@ class ScriptArguments:
             raise RewardkitError("--center_rewards_coefficient must be >= 0")
         check_choice("export", self.export, ("merged", "adapter", "both"))
         check_choice("packing", self.packing, ("auto", "on", "off"))
-        check_choice("step_attention", self.step_attention, ("causal", "bidirectional"))
+        check_choice("step_attention", self.step_attention, STEP_ATTENTIONS)
         check_template_name(self.template_name)
         check_robust_training(self)
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rewardkit.config import STEP_ATTENTIONS
 from rewardkit.data.schema import PreferencePair
 
 logger = logging.getLogger("rewardkit.demo")
@@ -34,7 +35,7 @@ class DemoArguments:
         default="causal",
         metadata={
             "help": "PRM: the encoder's attention (train's --step_attention).",
-            "choices": ["causal", "bidirectional"],
+            "choices": list(STEP_ATTENTIONS),
         },
     )
     step_contrast_weight: float = field(
