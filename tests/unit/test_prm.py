@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import make_tiny_bert, record_sdpa_calls
 
-from rewardkit.core.steps import add_step_separator, good_probability, make_causal
+from rewardkit.core.steps import add_step_separator, good_probability, make_causal, step_margin
 from rewardkit.data.loading import DropReport
 from rewardkit.data.steps import StepExample
 from rewardkit.errors import RewardkitError
@@ -225,6 +225,8 @@ def test_step_contrast_loss_hand_worked():
     # d/d margin_good = -sigmoid(-(diff)) / 2; the bad step gets minus the sum; margin = l1 - l0
     g0, g2 = -1 / (1 + math.exp(2.0)) / 2, -1 / (1 + math.exp(1.5)) / 2
     assert logits.grad.flatten().tolist() == pytest.approx([-g0, g0, g0 + g2, -(g0 + g2), -g2, g2])
+    # the margin is the logit of the step score the scorers read
+    assert torch.allclose(torch.sigmoid(step_margin(logits)), good_probability(logits), atol=1e-6)
     one = torch.tensor([[1.0], [1.0]])  # one-label head: the logit is the margin; equal margins -> ln 2
     assert step_contrast_loss(one, torch.tensor([[0, 1]])).item() == pytest.approx(math.log(2))
     empty = step_contrast_loss(logits, torch.zeros((0, 2), dtype=torch.long))

@@ -185,6 +185,13 @@ def good_probability(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)[..., 1]
 
 
+def step_margin(logits: torch.Tensor) -> torch.Tensor:
+    """The logit of `good_probability`, (..., num_labels) -> (...): logit[good] - logit[bad] (the
+    softmax of two logits is the sigmoid of their difference), or the one logit of a one-label head."""
+    logits = logits.float()
+    return logits[..., 0] if logits.shape[-1] == 1 else logits[..., 1] - logits[..., 0]
+
+
 def aggregate(scores: list[float], how: str = "min") -> float:
     """One score per solution from its step scores: min, prod, last or mean.
 

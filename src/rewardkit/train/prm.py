@@ -34,6 +34,7 @@ from rewardkit.core.steps import (
     make_causal,
     packed_step_logits,
     step_logits,
+    step_margin,
 )
 from rewardkit.data.loading import split_pairs
 from rewardkit.data.steps import load_step_examples
@@ -65,12 +66,6 @@ def soft_step_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.binary_cross_entropy_with_logits(logits[:, 0], target)
     logp = torch.log_softmax(logits, dim=-1)
     return -(target * logp[:, 1] + (1 - target) * logp[:, 0]).mean()
-
-
-def step_margin(logits: torch.Tensor) -> torch.Tensor:
-    """(steps,) logit of P(good): logit[good] - logit[bad], or the one logit of a one-label head."""
-    logits = logits.float()
-    return logits[:, 0] if logits.shape[-1] == 1 else logits[:, 1] - logits[:, 0]
 
 
 def step_contrast_loss(logits: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
